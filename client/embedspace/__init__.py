@@ -1,0 +1,74 @@
+"""embedspace: the Python SDK for the embedspace similarity service.
+
+from embedspace import Client, Ref
+with Client("127.0.0.1:50051") as es:
+    es.analogy("words", positive=["king", "woman"], negative=["man"])[0].id  # 'queen'
+"""
+
+from __future__ import annotations
+
+from ._client import USE_CLIENT_DEFAULT, AsyncClient, Client
+from ._types import (
+    Analogy,
+    CollectionInfo,
+    EncoderInfo,
+    Item,
+    Neighbor,
+    Provenance,
+    Query,
+    Ref,
+    StoredItem,
+    Sum,
+    Tensor,
+    UpsertResult,
+)
+from .errors import (
+    AlreadyExists,
+    Cancelled,
+    ClientClosed,
+    DeadlineExceeded,
+    EmbedspaceError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unknown,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "USE_CLIENT_DEFAULT",
+    "AlreadyExists",
+    "Analogy",
+    "AsyncClient",
+    "Cancelled",
+    "Client",
+    "ClientClosed",
+    "CollectionInfo",
+    "DeadlineExceeded",
+    "EmbedspaceError",
+    "EncoderInfo",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "Item",
+    "Neighbor",
+    "NotFound",
+    "PermissionDenied",
+    "Provenance",
+    "Query",
+    "Ref",
+    "ResourceExhausted",
+    "StoredItem",
+    "Sum",
+    "Tensor",
+    "Unauthenticated",
+    "Unavailable",
+    "Unknown",
+    "UpsertResult",
+]

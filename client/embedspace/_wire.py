@@ -1,0 +1,103 @@
+"""Wire helpers for vectors and scalar values, shared by the SDK and the server.
+
+Vectors travel as packed little-endian float32: `numpy.frombuffer` reads them without a
+copy or a Python loop. Errors are ValueError; each side maps them to its own exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from .v1 import embedspace_pb2 as pb
+
+Scalar: TypeAlias = str | int | float | bool
+FloatArray: TypeAlias = npt.NDArray[np.float32]
+
+_F32 = np.dtype("<f4")
+
+
+def pack(array: npt.ArrayLike) -> pb.Vector:
+    vec = np.asarray(array)
+    if vec.ndim != 1:
+        raise ValueError(f"a vector must be one-dimensional; got shape {vec.shape}")
+    return pb.Vector(dim=vec.shape[0], data=vec.astype(_F32, copy=False).tobytes())
+
+
+def unpack(vector: pb.Vector) -> FloatArray:
+    if len(vector.data) != 4 * vector.dim:
+        raise ValueError(
+            f"vector says dimension {vector.dim} but carries {len(vector.data)} bytes "
+            f"(expected {4 * vector.dim})"
+        )
+    out: FloatArray = np.frombuffer(vector.data, _F32)
+    return out
+
+
+def unpack_rows(vectors: list[pb.Vector] | tuple[pb.Vector, ...]) -> FloatArray:
+    """Vectors of one dimension stacked into a (n, dim) float32 matrix."""
+    if not vectors:
+        return np.zeros((0, 0), np.float32)
+    dims = {v.dim for v in vectors}
+    if len(dims) != 1:
+        raise ValueError(f"vectors of different dimensions: {sorted(dims)}")
+    for v in vectors:
+        unpack(v)  # validates the byte length
+    out: FloatArray = np.frombuffer(b"".join(v.data for v in vectors), _F32).reshape(
+        len(vectors), dims.pop()
+    )
+    return out
+
+
+def pack_tensor(array: npt.ArrayLike) -> pb.Tensor:
+    arr = np.ascontiguousarray(array, dtype=_F32)
+    return pb.Tensor(shape=list(arr.shape), data=arr.tobytes())
+
+
+def unpack_tensor(tensor: pb.Tensor) -> FloatArray:
+    shape = tuple(int(s) for s in tensor.shape)
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if len(tensor.data) != 4 * size:
+        raise ValueError(f"tensor of shape {shape} needs {4 * size} bytes; got {len(tensor.data)}")
+    out: FloatArray = np.frombuffer(tensor.data, _F32).reshape(shape)
+    return out
+
+
+def to_value(value: Scalar) -> pb.Value:
+    # bool before int: True is an int in Python.
+    if isinstance(value, bool | np.bool_):
+        return pb.Value(bool_value=bool(value))
+    if isinstance(value, int | np.integer):
+        return pb.Value(int_value=int(value))
+    if isinstance(value, float | np.floating):
+        return pb.Value(double_value=float(value))
+    if isinstance(value, str):
+        return pb.Value(string_value=value)
+    raise TypeError(
+        f"metadata and record values must be str, int, float or bool; got {type(value).__name__}"
+    )
+
+
+def from_value(value: pb.Value) -> Scalar:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        raise ValueError("a value has none of string_value, int_value, double_value, bool_value")
+    out: Scalar = getattr(value, kind)
+    return out
+
+
+def to_values(mapping: Mapping[str, Scalar]) -> dict[str, pb.Value]:
+    return {str(k): to_value(v) for k, v in mapping.items()}
+
+
+def from_values(mapping: Mapping[str, pb.Value]) -> dict[str, Scalar]:
+    out = {}
+    for key, value in mapping.items():
+        try:
+            out[key] = from_value(value)
+        except ValueError as e:
+            raise ValueError(f"field {key!r}: {e}") from None
+    return out

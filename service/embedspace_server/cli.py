@@ -1,0 +1,144 @@
+"""The `embedspace` command: run the server, probe its health, and try it from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedspace", description="The embedspace embedding similarity service."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server until SIGTERM or SIGINT")
+    serve.add_argument("--config", help="a TOML config file (also EMBEDSPACE_CONFIG)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default 50051)")
+    serve.add_argument("--data-dir", help="where collections are stored (default ./data)")
+
+    health = sub.add_parser("health", help="exit 0 if the server reports SERVING")
+    health.add_argument("--target", default=DEFAULT_TARGET)
+    health.add_argument("--timeout", type=float, default=3.0)
+
+    def client_command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--target", default=DEFAULT_TARGET, help=f"default {DEFAULT_TARGET}")
+        return p
+
+    client_command("encoders", help="list the server's encoders")
+    client_command("collections", help="list collections")
+    embed = client_command("embed", help="embed texts; prints one JSON vector per line")
+    embed.add_argument("--encoder", default="minilm")
+    embed.add_argument("texts", nargs="+")
+    search = client_command("search", help="nearest neighbours of a text in a collection")
+    search.add_argument("collection")
+    search.add_argument("text")
+    search.add_argument("-k", type=int, default=10)
+    analogy = client_command("analogy", help="positive - negative, e.g. king woman -n man")
+    analogy.add_argument("collection")
+    analogy.add_argument("positive", nargs="+", help="texts that add")
+    analogy.add_argument(
+        "-n", "--negative", action="append", default=[], help="a text that subtracts"
+    )
+    analogy.add_argument("-k", type=int, default=10)
+    analogy.add_argument("--method", choices=("add", "mul"), default="add")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .errors import EmbedspaceServerError
+    from .server import serve
+
+    try:
+        settings = load_settings(
+            args.config,
+            overrides={"host": args.host, "port": args.port, "data_dir": args.data_dir},
+        )
+    except (EmbedspaceServerError, OSError) as e:
+        print(f"embedspace: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings))
+    except EmbedspaceServerError as e:
+        logging.getLogger("embedspace").error("%s", e)
+        return 1
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
+        except grpc.RpcError as e:
+            print(f"{args.target}: {e.code().name}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.target}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _client(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from embedspace import Client, EmbedspaceError
+
+    def show(value: Any) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        print(json.dumps(value, default=str))
+
+    try:
+        with Client(args.target) as es:
+            if args.command == "encoders":
+                for info in es.encoders():
+                    show(info)
+            elif args.command == "collections":
+                for coll in es.collections():
+                    show(coll)
+            elif args.command == "embed":
+                for row in es.embed(args.encoder, args.texts):
+                    print(json.dumps([round(float(x), 6) for x in row]))
+            elif args.command == "search":
+                for hit in es.search(args.collection, args.text, args.k):
+                    show(hit)
+            elif args.command == "analogy":
+                answer = es.analogy(
+                    args.collection, args.positive, args.negative, args.k, method=args.method
+                )
+                for hit in answer:
+                    show(hit)
+    except EmbedspaceError as e:
+        print(f"embedspace: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "health":
+        return _health(args)
+    return _client(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

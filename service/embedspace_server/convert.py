@@ -1,0 +1,198 @@
+"""Protobuf <-> domain objects: the only server module that touches generated types.
+
+Every malformed field becomes InvalidInput naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from embedspace import _wire
+from embedspace.v1 import embedspace_pb2 as pb
+
+from .errors import InvalidInput
+from .types import (
+    AnalogyResult,
+    CollectionInfo,
+    DistanceResult,
+    EncoderInfo,
+    FloatArray,
+    IdQuery,
+    Item,
+    ItemKind,
+    ItemQuery,
+    Metadata,
+    Metric,
+    Neighbor,
+    Query,
+    Record,
+    StoredItem,
+    SumQuery,
+    Tensor,
+    Text,
+    UpsertPoint,
+    VectorItem,
+    VectorQuery,
+)
+
+T = TypeVar("T")
+
+METRICS = {pb.METRIC_COSINE: Metric.COSINE, pb.METRIC_DOT: Metric.DOT, pb.METRIC_L2: Metric.L2}
+METRICS_PB = {v: k for k, v in METRICS.items()}
+ITEM_KINDS_PB = {
+    ItemKind.TEXT: pb.ITEM_KIND_TEXT,
+    ItemKind.TENSOR: pb.ITEM_KIND_TENSOR,
+    ItemKind.RECORD: pb.ITEM_KIND_RECORD,
+    ItemKind.VECTOR: pb.ITEM_KIND_VECTOR,
+}
+METHODS = {pb.ANALOGY_METHOD_UNSPECIFIED: "add", pb.ANALOGY_METHOD_ADD: "add",
+           pb.ANALOGY_METHOD_MUL: "mul"}  # fmt: skip
+
+
+def _checked(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ValueError as e:
+        raise InvalidInput(f"{what}: {e}") from None
+
+
+# ---------------------------------------------------------------- requests
+
+
+def metric(value: int, what: str = "metric") -> Metric | None:
+    if value == pb.METRIC_UNSPECIFIED:
+        return None
+    if value not in METRICS:
+        raise InvalidInput(f"{what}: unknown metric {value}; use COSINE, DOT or L2")
+    return METRICS[value]
+
+
+def vector(message: pb.Vector, what: str) -> FloatArray:
+    return _checked(what, lambda: _wire.unpack(message))
+
+
+def metadata(values: Mapping[str, pb.Value], what: str = "metadata") -> Metadata:
+    return _checked(what, lambda: _wire.from_values(values))
+
+
+def item(message: pb.Item, what: str = "item") -> Item:
+    kind = message.WhichOneof("kind")
+    if kind == "text":
+        return Text(message.text)
+    if kind == "tensor":
+        return Tensor(_checked(what, lambda: _wire.unpack_tensor(message.tensor)))
+    if kind == "record":
+        return Record(metadata(message.record.fields, f"{what} record"))
+    if kind == "vector":
+        return VectorItem(vector(message.vector, what))
+    raise InvalidInput(f"{what} has no content: set one of text, tensor, record or vector")
+
+
+def query(message: pb.Query, what: str = "query") -> Query:
+    kind = message.WhichOneof("kind")
+    if kind == "item":
+        return ItemQuery(item(message.item, what))
+    if kind == "id":
+        if not message.id:
+            raise InvalidInput(f"{what}: the stored id is empty")
+        return IdQuery(message.id)
+    if kind == "vector":
+        return VectorQuery(vector(message.vector, what))
+    if kind == "sum":
+        return SumQuery(
+            tuple(
+                (query(t.query, f"{what} term {i}"), t.weight if t.HasField("weight") else 1.0)
+                for i, t in enumerate(message.sum.terms)
+            )
+        )
+    raise InvalidInput(f"{what} is empty: set one of item, id, vector or sum")
+
+
+def weighted(terms: list[pb.WeightedQuery], what: str) -> list[tuple[Query, float | None]]:
+    return [
+        (query(t.query, f"{what} {i}"), t.weight if t.HasField("weight") else None)
+        for i, t in enumerate(terms)
+    ]
+
+
+def upsert_points(request: pb.UpsertRequest) -> list[UpsertPoint]:
+    points = []
+    for i, p in enumerate(request.points):
+        what = f"point {i} ({p.id!r})"
+        source = p.WhichOneof("source")
+        points.append(
+            UpsertPoint(
+                id=p.id,
+                item=item(p.item, what) if source == "item" else None,
+                vector=vector(p.vector, what) if source == "vector" else None,
+                metadata=metadata(p.metadata, f"{what} metadata"),
+            )
+        )
+    return points
+
+
+# ---------------------------------------------------------------- responses
+
+
+def encoder_info(info: EncoderInfo) -> pb.EncoderInfo:
+    p = info.provenance
+    return pb.EncoderInfo(
+        name=info.name,
+        dim=info.dim,
+        metric=METRICS_PB[info.metric],
+        item_kind=ITEM_KINDS_PB[info.item_kind],
+        tensor_shape=list(info.tensor_shape),
+        record_fields=list(info.record_fields),
+        provenance=pb.Provenance(
+            kind=p.kind, path=p.path, sha256=p.sha256, loss=p.loss, details=dict(p.details)
+        ),
+    )
+
+
+def collection_info(info: CollectionInfo) -> pb.CollectionInfo:
+    return pb.CollectionInfo(
+        name=info.name,
+        encoder=info.encoder,
+        index=info.index,
+        metric=METRICS_PB[info.metric],
+        dim=info.dim,
+        count=info.count,
+    )
+
+
+def neighbor(n: Neighbor) -> pb.Neighbor:
+    return pb.Neighbor(id=n.id, score=n.score, metadata=_wire.to_values(n.metadata))
+
+
+def stored_item(s: StoredItem) -> pb.StoredItem:
+    return pb.StoredItem(id=s.id, vector=_wire.pack(s.vector), metadata=_wire.to_values(s.metadata))
+
+
+def embed_response(vectors: FloatArray) -> pb.EmbedResponse:
+    return pb.EmbedResponse(vectors=[_wire.pack(v) for v in vectors])
+
+
+def distance_response(result: DistanceResult) -> pb.DistanceResponse:
+    d = result.distances
+    rows, cols = (d.shape[0], d.shape[1]) if d.ndim == 2 else (d.shape[0], 1)
+    return pb.DistanceResponse(
+        distances=d.ravel().tolist(), rows=rows, cols=cols, metric=METRICS_PB[result.metric]
+    )
+
+
+def analogy_response(result: AnalogyResult) -> pb.MostSimilarResponse:
+    return pb.MostSimilarResponse(
+        neighbors=[neighbor(n) for n in result.neighbors],
+        vector=_wire.pack(result.vector) if result.vector is not None else None,
+    )
+
+
+def method(value: int) -> str:
+    if value not in METHODS:
+        raise InvalidInput(f"unknown analogy method {value}; use ADD or MUL")
+    return METHODS[value]
+
+
+def vector_message(v: FloatArray) -> pb.Vector:
+    return _wire.pack(v)

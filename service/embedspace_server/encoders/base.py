@@ -1,0 +1,69 @@
+"""The Encoder interface: validate items, embed a batch, warm up."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInput
+from ..types import EncoderInfo, FloatArray, Item, ItemKind, Tensor, Text, VectorItem
+
+
+def describe_item(item: Item) -> str:
+    """A short description of an item for error messages."""
+    if isinstance(item, Text):
+        return "a text"
+    if isinstance(item, Tensor | VectorItem):
+        name = "a tensor" if isinstance(item, Tensor) else "a vector"
+        return f"{name} of shape {tuple(item.array.shape)}"
+    return f"a record with fields {sorted(item.fields)}"
+
+
+_KIND_NOUNS = {
+    ItemKind.TEXT: "text items",
+    ItemKind.TENSOR: "tensor items",
+    ItemKind.RECORD: "record items",
+    ItemKind.VECTOR: "vector items",
+}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Encoder(ABC):
+    """Turns a batch of items of one kind into float32 vectors of `info.dim`."""
+
+    info: EncoderInfo
+
+    def encode(self, items: Sequence[Item]) -> FloatArray:
+        """Validates every item, then embeds the batch: shape (len(items), dim), float32."""
+        if not items:
+            raise InvalidInput(f"encoder {self.info.name!r}: no items to embed")
+        for i, item in enumerate(items):
+            if item.kind is not self.info.item_kind:
+                raise InvalidInput(
+                    f"encoder {self.info.name!r} expects {_KIND_NOUNS[self.info.item_kind]}; "
+                    f"item {i} is {describe_item(item)}"
+                )
+            self.check(i, item)
+        out = np.ascontiguousarray(self._encode(items), dtype=np.float32)
+        assert out.shape == (len(items), self.info.dim), out.shape
+        return out
+
+    def check(self, index: int, item: Item) -> None:  # noqa: B027 (optional hook)
+        """Raises InvalidInput if one item of the right kind is still unusable."""
+
+    @abstractmethod
+    def _encode(self, items: Sequence[Item]) -> FloatArray: ...
+
+    def warmup(self) -> None:  # noqa: B027 (optional hook)
+        """Runs one forward pass so the first request does not pay for lazy start-up."""

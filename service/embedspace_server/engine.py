@@ -1,0 +1,465 @@
+"""The engine: embed, store, search, measure and do arithmetic over encoders and
+collections. It knows nothing of gRPC; every method is blocking and thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import Settings
+from .encoders import Encoder, EncoderRegistry
+from .errors import AlreadyExists, CollectionNotFound, InvalidInput, NotFound
+from .index import Collection, CollectionStore
+from .index.collection import check_name
+from .types import (
+    AnalogyResult,
+    CollectionInfo,
+    DistanceResult,
+    EncoderInfo,
+    FloatArray,
+    IdQuery,
+    Item,
+    ItemQuery,
+    Metadata,
+    Metric,
+    Neighbor,
+    OddOneOut,
+    Query,
+    StoredItem,
+    SumQuery,
+    Text,
+    UpsertPoint,
+    UpsertResult,
+    VectorQuery,
+)
+from .vecmath import check_vector, unit_rows
+
+MAX_QUERY_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_k: int = 1000
+    max_batch: int = 1024
+    max_query_terms: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_k, settings.max_batch, settings.max_query_terms)
+
+
+@dataclass(frozen=True)
+class _Space:
+    """A resolved space: its encoder, and its collection when it is one."""
+
+    name: str
+    encoder: Encoder
+    collection: Collection | None
+
+    @property
+    def dim(self) -> int:
+        return self.collection.spec.dim if self.collection else self.encoder.info.dim
+
+    @property
+    def metric(self) -> Metric:
+        return self.collection.spec.metric if self.collection else self.encoder.info.metric
+
+
+def _is_key(query: Query) -> bool:
+    """gensim normalises keys (here: stored ids and embedded items), not raw vectors."""
+    return isinstance(query, IdQuery | ItemQuery)
+
+
+class Engine:
+    def __init__(
+        self, registry: EncoderRegistry, store: CollectionStore, limits: Limits | None = None
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.limits = limits or Limits()
+        self._collections: dict[str, Collection] = store.load_all()
+        self._lock = threading.Lock()  # guards create and drop
+
+    # ------------------------------------------------------------ encoders
+
+    def encoders(self) -> list[EncoderInfo]:
+        return self.registry.infos()
+
+    def embed(self, encoder: str, items: Sequence[Item]) -> FloatArray:
+        self._check_batch(len(items), "items")
+        return self.registry.get(encoder).encode(items)
+
+    # ------------------------------------------------------------ collections
+
+    def create_collection(
+        self, name: str, encoder: str, index: str = "Flat", metric: Metric | None = None
+    ) -> CollectionInfo:
+        check_name(name)
+        enc = self.registry.get(encoder)
+        if name in self.registry and name != encoder:
+            raise InvalidInput(
+                f"collection name {name!r} is the name of an encoder; a collection may share "
+                f"its name only with the encoder it uses (here {encoder!r})"
+            )
+        with self._lock:
+            if name in self._collections:
+                raise AlreadyExists(f"collection {name!r} already exists")
+            collection = Collection.create(
+                name, encoder, index or "Flat", metric or enc.info.metric, enc.info.dim
+            )
+            self.store.save(collection, force=True)
+            self._collections[name] = collection
+        return collection.info()
+
+    def collections(self) -> list[CollectionInfo]:
+        with self._lock:
+            found = list(self._collections.values())
+        return [c.info() for c in found]
+
+    def collection(self, name: str) -> Collection:
+        try:
+            return self._collections[name]
+        except KeyError:
+            raise CollectionNotFound(
+                f"no collection named {name!r}; existing: {sorted(self._collections)}"
+            ) from None
+
+    def describe(self, name: str) -> CollectionInfo:
+        return self.collection(name).info()
+
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self.collection(name)
+            self.store.drop(name)
+            del self._collections[name]
+
+    def snapshot(self) -> int:
+        """Saves every collection that changed since its last save; returns how many."""
+        with self._lock:
+            found = list(self._collections.values())
+        return sum(self.store.save(c) for c in found)
+
+    # ------------------------------------------------------------ items
+
+    def upsert(self, collection: str, points: Sequence[UpsertPoint]) -> UpsertResult:
+        coll = self.collection(collection)
+        self._check_batch(len(points), "points")
+        vectors = np.empty((len(points), coll.spec.dim), np.float32)
+        to_embed: list[int] = []
+        for i, point in enumerate(points):
+            if not point.id:
+                raise InvalidInput(f"point {i} has an empty id")
+            if (point.item is None) == (point.vector is None):
+                raise InvalidInput(f"point {point.id!r} needs exactly one of an item or a vector")
+            if point.vector is not None:
+                check_vector(point.vector, coll.spec.dim, f"vector of point {point.id!r}")
+                vectors[i] = point.vector
+            else:
+                to_embed.append(i)
+        if to_embed:
+            encoder = self.registry.get(coll.spec.encoder)
+            items = [points[i].item for i in to_embed]
+            vectors[to_embed] = encoder.encode([it for it in items if it is not None])
+        return coll.upsert([p.id for p in points], vectors, [p.metadata for p in points])
+
+    def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
+        self._check_batch(len(ids), "ids")
+        return self.collection(collection).get(ids)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> int:
+        self._check_batch(len(ids), "ids")
+        return self.collection(collection).delete(ids)
+
+    # ------------------------------------------------------------ search and distance
+
+    def search(
+        self,
+        collection: str,
+        query: Query,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        exclude: Sequence[str] = (),
+        where: Metadata | None = None,
+    ) -> list[Neighbor]:
+        self._check_k(k)
+        if min_score is not None and not np.isfinite(min_score):
+            raise InvalidInput(f"min_score must be a finite number; got {min_score}")
+        space = self._space(collection, need_collection=True)
+        assert space.collection is not None
+        vector = self._resolve(space, [query])
+        return space.collection.search(
+            vector, k, exclude=exclude, where=where, min_score=min_score
+        )[0]
+
+    def distance(
+        self,
+        space_name: str,
+        a: Sequence[Query],
+        b: Sequence[Query],
+        *,
+        metric: Metric | None = None,
+        matrix: bool = False,
+    ) -> DistanceResult:
+        space = self._space(space_name)
+        if not a or not b:
+            raise InvalidInput("distance needs at least one query on each side")
+        self._check_batch(max(len(a), len(b)), "queries on one side")
+        if not matrix and len(a) != len(b):
+            raise InvalidInput(
+                f"pairwise distance needs as many queries in a as in b; got {len(a)} and "
+                f"{len(b)} (ask for the matrix instead)"
+            )
+        vectors = self._resolve(space, [*a, *b])
+        va, vb = vectors[: len(a)], vectors[len(a) :]
+        metric = metric or space.metric
+        return DistanceResult(pairwise_distances(va, vb, metric, matrix=matrix), metric)
+
+    # ------------------------------------------------------------ arithmetic (gensim)
+
+    def analogy(
+        self,
+        collection: str,
+        positive: Sequence[tuple[Query, float | None]],
+        negative: Sequence[tuple[Query, float | None]] = (),
+        k: int = 10,
+        *,
+        method: str = "add",
+    ) -> AnalogyResult:
+        """gensim `most_similar` (method "add", 3CosAdd) or `most_similar_cosmul` ("mul")."""
+        self._check_k(k)
+        space = self._space(collection, need_collection=True)
+        coll = space.collection
+        assert coll is not None
+        terms = [*positive, *negative]
+        if not terms or (method == "mul" and not positive):
+            raise InvalidInput("analogy needs at least one positive term")
+        self._check_batch(len(terms), "analogy terms")
+        queries = [q for q, _ in terms]
+        vectors = self._resolve(space, queries)
+        excluded = {q.id for q in queries if isinstance(q, IdQuery)} | {
+            q.item.text for q in queries if isinstance(q, ItemQuery) and isinstance(q.item, Text)
+        }
+        key_rows = [_is_key(q) for q in queries]
+        vectors[key_rows] = unit_rows(vectors[key_rows])
+        if method == "add":
+            weights = [
+                (1.0 if i < len(positive) else -1.0) if w is None else w
+                for i, (_, w) in enumerate(terms)
+            ]
+            mean = _unit(_weighted_mean(vectors, weights))
+            if coll.spec.metric is Metric.COSINE:
+                # Unit vectors in an inner-product index: FAISS scores are gensim's cosines.
+                hits = coll.search(mean[None], k, exclude=excluded)[0]
+            else:
+                hits = _rank_all(coll, lambda cos: cos(mean), k, excluded)
+            return AnalogyResult(hits, mean)
+        if method != "mul":
+            raise InvalidInput(f"analogy method must be 'add' or 'mul'; got {method!r}")
+        if any(w is not None for _, w in terms):
+            raise InvalidInput("method 'mul' (3CosMul) takes no weights")
+        pos, neg = vectors[: len(positive)], vectors[len(positive) :]
+
+        def cosmul(cos: Callable[[FloatArray], FloatArray]) -> FloatArray:
+            # gensim most_similar_cosmul: similarities shifted to [0, 1], then
+            # prod(positive) / (prod(negative) + 1e-6).
+            p = np.prod([(1 + cos(t)) / 2 for t in pos], axis=0)
+            n = np.prod([(1 + cos(t)) / 2 for t in neg], axis=0) if len(neg) else 1.0
+            out: FloatArray = p / (n + 0.000001)
+            return out
+
+        return AnalogyResult(_rank_all(coll, cosmul, k, excluded), None)
+
+    def doesnt_match(self, space_name: str, items: Sequence[Query]) -> OddOneOut:
+        """gensim `doesnt_match`: the item least similar to the mean of all (unit) items."""
+        space = self._space(space_name)
+        if not items:
+            raise InvalidInput("doesnt_match needs at least one item")
+        self._check_batch(len(items), "items")
+        vectors = unit_rows(self._resolve(space, items))
+        mean = _unit(_weighted_mean(vectors, [1.0] * len(vectors)))
+        sims = (vectors @ mean).astype(np.float32)
+        return OddOneOut(int(np.argmin(sims)), sims)
+
+    def mean_vector(
+        self,
+        space_name: str,
+        items: Sequence[Query],
+        weights: Sequence[float] | None = None,
+        *,
+        pre_normalize: bool = True,
+        post_normalize: bool = False,
+    ) -> FloatArray:
+        """gensim `get_mean_vector`: sum(w * v) / sum(|w|), keys normalised first if asked."""
+        space = self._space(space_name)
+        if not items:
+            raise InvalidInput("cannot compute a mean with no items")
+        self._check_batch(len(items), "items")
+        if weights is None or len(weights) == 0:
+            weights = [1.0] * len(items)
+        if len(weights) != len(items):
+            raise InvalidInput(
+                f"mean_vector needs one weight per item; got {len(weights)} weights for "
+                f"{len(items)} items"
+            )
+        if not np.isfinite(weights).all():
+            raise InvalidInput("weights must be finite numbers")
+        vectors = self._resolve(space, items)
+        if pre_normalize:
+            keys = [_is_key(q) for q in items]
+            vectors[keys] = unit_rows(vectors[keys])
+        mean = _weighted_mean(vectors, weights)
+        return _unit(mean) if post_normalize else mean
+
+    # ------------------------------------------------------------ helpers
+
+    def _check_k(self, k: int) -> None:
+        if not 1 <= k <= self.limits.max_k:
+            raise InvalidInput(f"k must be between 1 and {self.limits.max_k}; got {k}")
+
+    def _check_batch(self, n: int, what: str) -> None:
+        if n == 0:
+            raise InvalidInput(f"no {what} given")
+        if n > self.limits.max_batch:
+            raise InvalidInput(
+                f"too many {what}: {n}; at most {self.limits.max_batch} per call (max_batch)"
+            )
+
+    def _space(self, name: str, *, need_collection: bool = False) -> _Space:
+        coll = self._collections.get(name)
+        if coll is not None:
+            return _Space(name, self.registry.get(coll.spec.encoder), coll)
+        if need_collection:
+            self.collection(name)  # raises CollectionNotFound with the list
+        if name not in self.registry:
+            raise NotFound(
+                f"no collection or encoder named {name!r}; collections: "
+                f"{sorted(self._collections)}, encoders: {sorted(e.name for e in self.encoders())}"
+            )
+        return _Space(name, self.registry.get(name), None)
+
+    def _resolve(self, space: _Space, queries: Sequence[Query]) -> FloatArray:
+        """Each query as a vector of the space's dimension; items embedded in one batch."""
+        items: list[Item] = []
+        budget = [self.limits.max_query_terms]
+
+        def collect(q: Query, depth: int) -> None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise InvalidInput(
+                    f"query has more than {self.limits.max_query_terms} terms (max_query_terms)"
+                )
+            if depth > MAX_QUERY_DEPTH:
+                raise InvalidInput(f"query nests deeper than {MAX_QUERY_DEPTH} weighted sums")
+            if isinstance(q, ItemQuery):
+                items.append(q.item)
+            elif isinstance(q, SumQuery):
+                if not q.terms:
+                    raise InvalidInput("a weighted sum needs at least one term")
+                for sub, w in q.terms:
+                    if not np.isfinite(w):
+                        raise InvalidInput(f"weights must be finite numbers; got {w}")
+                    collect(sub, depth + 1)
+
+        for q in queries:
+            collect(q, 0)
+        embedded = iter(space.encoder.encode(items)) if items else iter(())
+
+        def value(q: Query) -> FloatArray:
+            if isinstance(q, ItemQuery):
+                return next(embedded)
+            if isinstance(q, IdQuery):
+                if space.collection is None:
+                    raise InvalidInput(
+                        f"query names stored id {q.id!r}, but {space.name!r} is an encoder, "
+                        "not a collection"
+                    )
+                return space.collection.vector(q.id)
+            if isinstance(q, VectorQuery):
+                check_vector(q.array, space.dim, "query vector")
+                return q.array.astype(np.float32, copy=False)
+            total = np.zeros(space.dim, np.float32)
+            for sub, w in q.terms:
+                total += np.float32(w) * value(sub)
+            return total
+
+        out = np.stack([value(q) for q in queries]).astype(np.float32, copy=False)
+        if not np.isfinite(out).all():
+            raise InvalidInput("the query's vector overflows float32")
+        return out
+
+
+def _weighted_mean(vectors: FloatArray, weights: Sequence[float]) -> FloatArray:
+    w = np.asarray(weights, np.float32)
+    mean: FloatArray = (w[:, None] * vectors).sum(axis=0, dtype=np.float32)
+    total = float(np.abs(w).sum())
+    return mean / np.float32(total) if total > 0 else mean
+
+
+def _unit(vector: FloatArray) -> FloatArray:
+    return unit_rows(vector[None])[0]
+
+
+def _rank_all(
+    coll: Collection,
+    score: Callable[[Callable[[FloatArray], FloatArray]], FloatArray],
+    k: int,
+    excluded: set[str],
+) -> list[Neighbor]:
+    """Exact ranking over every stored vector, as gensim does: dot(vectors, t) / norms."""
+    keys, matrix = coll.all_vectors()
+    if not keys:
+        return []
+    norms = np.linalg.norm(matrix, axis=1)
+
+    def cos(t: FloatArray) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out: FloatArray = (matrix @ t) / norms
+        return out
+
+    scores = score(cos)
+    order = np.argsort(-scores, kind="stable")
+    hits = []
+    for i in order:
+        if keys[i] in excluded:
+            continue
+        hits.append(Neighbor(keys[i], float(scores[i]), coll.metadata(keys[i])))
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _unit64(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    norms = np.linalg.norm(m, axis=-1, keepdims=True)
+    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+
+
+def pairwise_distances(
+    a: FloatArray, b: FloatArray, metric: Metric, *, matrix: bool = True
+) -> FloatArray:
+    """Distances between rows: 1 - cosine, minus the dot product, or Euclidean.
+
+    matrix=True gives the len(a) x len(b) matrix; False, one distance per pair of rows.
+    """
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    if metric is Metric.COSINE:
+        a64, b64 = _unit64(a64), _unit64(b64)
+    if metric is Metric.L2:
+        if matrix:
+            sq = (a64**2).sum(1)[:, None] + (b64**2).sum(1)[None, :] - 2 * a64 @ b64.T
+            out = np.sqrt(np.maximum(sq, 0.0))
+        else:
+            out = np.linalg.norm(a64 - b64, axis=1)
+    else:
+        dots = a64 @ b64.T if matrix else (a64 * b64).sum(1)
+        out = 1.0 - dots if metric is Metric.COSINE else -dots
+    result: FloatArray = out.astype(np.float32)
+    return result
+
+
+__all__ = ["Engine", "Limits", "pairwise_distances"]

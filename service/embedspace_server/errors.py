@@ -1,0 +1,39 @@
+"""Domain errors. They never import grpc: `status.py` maps them to status codes."""
+
+from __future__ import annotations
+
+
+class EmbedspaceServerError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class InvalidInput(EmbedspaceServerError):
+    """The request is malformed: wrong kind, shape, dimension, range or type."""
+
+
+class NotFound(EmbedspaceServerError):
+    """An encoder, collection or id that does not exist."""
+
+
+class EncoderNotFound(NotFound):
+    pass
+
+
+class CollectionNotFound(NotFound):
+    pass
+
+
+class IdNotFound(NotFound):
+    pass
+
+
+class AlreadyExists(EmbedspaceServerError):
+    """A collection that already exists."""
+
+
+class FailedPrecondition(EmbedspaceServerError):
+    """The request is well formed but cannot be served in the current state."""
+
+
+class Unavailable(EmbedspaceServerError):
+    """The server is not ready or is shutting down."""

@@ -1,0 +1,316 @@
+"""One collection: a FAISS index behind an id map, string ids and metadata.
+
+Vectors live only in FAISS (IndexIDMap2, so a stored vector can be reconstructed and
+used as a query). String ids map to int64 FAISS ids from a counter. Every public method
+takes the collection's lock, so readers never see a half-applied write.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import FailedPrecondition, IdNotFound, InvalidInput
+from ..types import (
+    CollectionInfo,
+    FloatArray,
+    Metadata,
+    Metric,
+    Neighbor,
+    Scalar,
+    StoredItem,
+    UpsertResult,
+)
+from ..vecmath import unit_rows
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise InvalidInput(
+            f"collection name {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], "
+            "starting with a letter or digit"
+        )
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def _matches(metadata: Metadata, where: Mapping[str, Scalar]) -> bool:
+    for key, want in where.items():
+        if key not in metadata:
+            return False
+        have = metadata[key]
+        # bool is an int in Python; a filter on True must not match 1.
+        if isinstance(have, bool) != isinstance(want, bool) or have != want:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    encoder: str
+    index: str
+    metric: Metric
+    dim: int
+
+
+class Collection:
+    def __init__(
+        self,
+        spec: Spec,
+        index: Any,
+        ids: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Metadata] | None = None,
+        next_id: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.lock = threading.RLock()
+        self._index = index
+        self._ids: dict[str, int] = dict(ids or {})
+        self._keys: dict[int, str] = {v: k for k, v in self._ids.items()}
+        self._metadata: dict[str, Metadata] = dict(metadata or {})
+        self._next_id = next_id
+        # Bumped on every write; the store saves when it differs from what it saved last.
+        self.version = 0
+
+    @classmethod
+    def create(cls, name: str, encoder: str, index: str, metric: Metric, dim: int) -> Collection:
+        check_name(name)
+        spec = Spec(name, encoder, index or "Flat", metric, dim)
+        return cls(spec, build_index(spec))
+
+    # ------------------------------------------------------------ reading
+
+    def info(self) -> CollectionInfo:
+        with self.lock:
+            count = len(self._ids)
+        s = self.spec
+        return CollectionInfo(s.name, s.encoder, s.index, s.metric, s.dim, count)
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        with self.lock:
+            return key in self._ids
+
+    def vector(self, key: str) -> FloatArray:
+        with self.lock:
+            if key not in self._ids:
+                raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
+            out: FloatArray = self._index.reconstruct(self._ids[key])
+            return out
+
+    def get(self, keys: Sequence[str]) -> list[StoredItem]:
+        with self.lock:
+            return [StoredItem(k, self.vector(k), self._metadata.get(k, {})) for k in keys]
+
+    def metadata(self, key: str) -> Metadata:
+        with self.lock:
+            return self._metadata.get(key, {})
+
+    def all_vectors(self) -> tuple[list[str], FloatArray]:
+        """Every stored id and its vector, in one consistent read."""
+        with self.lock:
+            keys = list(self._ids)
+            if not keys:
+                return keys, np.zeros((0, self.spec.dim), np.float32)
+            ints = np.fromiter((self._ids[k] for k in keys), np.int64, len(keys))
+            out: FloatArray = self._index.reconstruct_batch(ints)
+            return keys, out
+
+    def search(
+        self,
+        queries: FloatArray,
+        k: int,
+        *,
+        exclude: Iterable[str] = (),
+        where: Mapping[str, Scalar] | None = None,
+        min_score: float | None = None,
+    ) -> list[list[Neighbor]]:
+        """The k best neighbours of each query row, best first, after filters."""
+        excluded = set(exclude)
+        queries = self._prepare(queries)
+        with self.lock:
+            n = len(self._ids)
+            if n == 0:
+                return [[] for _ in range(len(queries))]
+            allowed = None
+            if where:
+                allowed = {key for key, md in self._metadata.items() if _matches(md, where)}
+            # Over-fetch so that filters still leave k answers; widen until they do.
+            fetch = min(n, k + len(excluded)) if allowed is None else min(n, max(4 * k, 64))
+            while True:
+                scores, ints = self._index.search(queries, fetch)
+                results = [
+                    self._hits(s, i, k, excluded, allowed, min_score)
+                    for s, i in zip(scores, ints, strict=True)
+                ]
+                if fetch >= n or all(len(r) >= k for r in results):
+                    return results
+                fetch = min(n, fetch * 4)
+
+    def _hits(
+        self,
+        scores: FloatArray,
+        ints: Any,
+        k: int,
+        excluded: set[str],
+        allowed: set[str] | None,
+        min_score: float | None,
+    ) -> list[Neighbor]:
+        out: list[Neighbor] = []
+        for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
+            if i < 0:
+                break
+            key = self._keys[i]
+            if key in excluded or (allowed is not None and key not in allowed):
+                continue
+            score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
+            if min_score is not None and score < min_score:
+                break
+            out.append(Neighbor(key, score, self._metadata.get(key, {})))
+            if len(out) == k:
+                break
+        return out
+
+    # ------------------------------------------------------------ writing
+
+    def _prepare(self, vectors: FloatArray) -> FloatArray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.spec.dim)
+        return unit_rows(vectors) if self.spec.metric is Metric.COSINE else vectors
+
+    def upsert(
+        self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
+    ) -> UpsertResult:
+        """Inserts or replaces items; validates everything before changing anything."""
+        if len(set(keys)) != len(keys):
+            seen: set[str] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise InvalidInput(f"id {dup!r} appears twice in one upsert")
+        vectors = self._prepare(vectors)
+        with self.lock:
+            replaced = [k for k in keys if k in self._ids]
+            if replaced and not self._removable():
+                raise FailedPrecondition(
+                    f"index {self.spec.index!r} cannot replace stored vectors; "
+                    f"ids already stored: {replaced[:5]}"
+                )
+            if not self._index.is_trained:
+                self._train(vectors)
+            ints = np.empty(len(keys), np.int64)
+            for j, key in enumerate(keys):
+                ints[j] = self._ids.get(key, self._next_id + j)
+            if replaced:
+                self._index.remove_ids(np.array([self._ids[k] for k in replaced], np.int64))
+            self._index.add_with_ids(vectors, ints)
+            for j, key in enumerate(keys):
+                if key not in self._ids:
+                    self._ids[key] = int(ints[j])
+                    self._keys[int(ints[j])] = key
+                self._metadata[key] = dict(metadata[j])
+            self._next_id += len(keys)
+            self.version += 1
+            return UpsertResult(inserted=len(keys) - len(replaced), replaced=len(replaced))
+
+    def delete(self, keys: Sequence[str]) -> int:
+        with self.lock:
+            present = [k for k in dict.fromkeys(keys) if k in self._ids]
+            if not present:
+                return 0
+            if not self._removable():
+                raise FailedPrecondition(f"index {self.spec.index!r} cannot delete vectors")
+            self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
+            for key in present:
+                del self._keys[self._ids.pop(key)]
+                self._metadata.pop(key, None)
+            self.version += 1
+            return len(present)
+
+    def _removable(self) -> bool:
+        faiss = _faiss()
+        inner = faiss.downcast_index(self._index.index)
+        return not isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
+
+    def _train(self, vectors: FloatArray) -> None:
+        try:
+            self._index.train(vectors)
+        except RuntimeError as e:
+            raise FailedPrecondition(
+                f"index {self.spec.index!r} needs training and the first upsert is its "
+                f"training set; {len(vectors)} vectors were not enough: {first_line(e)}"
+            ) from None
+
+    # ------------------------------------------------------------ persistence
+
+    def state(self) -> tuple[dict[str, Any], Any, int]:
+        """A consistent copy of everything to persist: (header, index bytes, version)."""
+        with self.lock:
+            header = {
+                "spec": {
+                    "name": self.spec.name,
+                    "encoder": self.spec.encoder,
+                    "index": self.spec.index,
+                    "metric": self.spec.metric.value,
+                    "dim": self.spec.dim,
+                },
+                "next_id": self._next_id,
+                "ids": self._ids,
+                "metadata": self._metadata,
+            }
+            blob = _faiss().serialize_index(self._index)
+            return _deep_copy_json(header), blob, self.version
+
+    @classmethod
+    def from_state(cls, header: Mapping[str, Any], blob: Any) -> Collection:
+        s = header["spec"]
+        spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]))
+        index = _faiss().deserialize_index(blob)
+        return cls(spec, index, header["ids"], header["metadata"], int(header["next_id"]))
+
+
+def _deep_copy_json(header: dict[str, Any]) -> dict[str, Any]:
+    out = dict(header)
+    out["ids"] = dict(header["ids"])
+    out["metadata"] = {k: dict(v) for k, v in header["metadata"].items()}
+    return out
+
+
+def first_line(error: BaseException) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    # FAISS messages look like "Error in ... at file.cpp:123: the actual reason".
+    return lines[-1] if lines else type(error).__name__
+
+
+def build_index(spec: Spec) -> Any:
+    """A FAISS index from the factory string, wrapped in an IndexIDMap2."""
+    faiss = _faiss()
+    if "IDMap" in spec.index:
+        raise InvalidInput(
+            f"index {spec.index!r}: leave out IDMap; every collection already maps ids"
+        )
+    metric = faiss.METRIC_L2 if spec.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
+    try:
+        inner = faiss.index_factory(spec.dim, spec.index, metric)
+    except RuntimeError as e:
+        raise InvalidInput(
+            f"index {spec.index!r} is not a valid FAISS index-factory string for "
+            f"dimension {spec.dim}: {first_line(e)}"
+        ) from None
+    index = faiss.IndexIDMap2(inner)
+    index.own_fields = True
+    inner.this.disown()
+    return index

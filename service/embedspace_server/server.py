@@ -1,0 +1,163 @@
+"""Lifecycle: bind, load and warm encoders, report SERVING, snapshot on a timer, drain on
+SIGTERM/SIGINT, save, exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from embedspace.v1 import embedspace_pb2 as pb
+from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .config import Settings
+from .encoders import Encoder, EncoderRegistry, build_encoder
+from .engine import Engine, Limits
+from .errors import FailedPrecondition
+from .index import CollectionStore
+from .servicer import EmbedspaceServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embedspace"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def load_encoders(settings: Settings) -> list[Encoder]:
+    """Builds and warms every configured encoder (blocking)."""
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    encoders = []
+    for config in settings.encoders:
+        log.info("loading encoder %r (%s)", config.name, config.kind)
+        encoder = build_encoder(config)
+        encoder.warmup()
+        encoders.append(encoder)
+    return encoders
+
+
+class EmbedspaceServer:
+    """The gRPC server. `start()` returns once it is SERVING; `stop()` drains and saves.
+
+    `encoders` lets a caller pass encoders it already built (tests share one model this
+    way); by default they are built from the settings after the port is bound, so health
+    answers NOT_SERVING while they load.
+    """
+
+    def __init__(self, settings: Settings, *, encoders: Sequence[Encoder] | None = None) -> None:
+        self.settings = settings
+        self._given = encoders
+        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="embedspace")
+        self.health = health.aio.HealthServicer()
+        self.servicer = EmbedspaceServicer(self.pool)
+        self.store: CollectionStore | None = None
+        self.engine: Engine | None = None
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._snapshots: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        # Take the data directory first: a second server on it fails before binding.
+        self.store = CollectionStore(s.data_dir)
+        limit = s.max_message_bytes
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        pb_grpc.add_EmbedspaceServicer_to_server(self.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if s.reflection:
+            names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, server)
+        await self._set_health(NOT_SERVING)
+        try:
+            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        except RuntimeError as e:
+            self.store.close()
+            raise FailedPrecondition(f"cannot listen on {s.host}:{s.port}: {e}") from None
+        self._server = server
+        await server.start()
+        log.info("listening on %s:%d (NOT_SERVING until encoders are loaded)", s.host, self.port)
+        encoders = self._given
+        if encoders is None:
+            encoders = await loop.run_in_executor(self.pool, load_encoders, s)
+        store = self.store
+        self.engine = await loop.run_in_executor(
+            self.pool, lambda: Engine(EncoderRegistry(encoders), store, Limits.from_settings(s))
+        )
+        self.servicer.engine = self.engine
+        await self._set_health(SERVING)
+        self._snapshots = asyncio.create_task(self._snapshot_loop())
+        log.info("SERVING on %s:%d with encoders %s", s.host, self.port,
+                 [e.info.name for e in encoders])  # fmt: skip
+        return self.port
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def _snapshot_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+            if self.engine is not None:
+                try:
+                    saved = await loop.run_in_executor(self.pool, self.engine.snapshot)
+                    if saved:
+                        log.info("saved %d collection(s)", saved)
+                except Exception:
+                    log.exception("periodic snapshot failed; will retry")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, refuse new calls, finish those in flight, save, release the data dir."""
+        grace = self.settings.grace_period_s if grace is None else grace
+        await self._set_health(NOT_SERVING)
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshots
+        if self._server is not None:
+            await self._server.stop(grace)
+        loop = asyncio.get_running_loop()
+        if self.engine is not None:
+            saved = await loop.run_in_executor(self.pool, self.engine.snapshot)
+            log.info("saved %d collection(s) on shutdown", saved)
+        if self.store is not None:
+            self.store.close()
+        self.pool.shutdown(wait=True)
+
+
+async def serve(settings: Settings) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    server = EmbedspaceServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.create_task(server.start())
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting in done:
+        starting.result()  # re-raises a failed start
+        await stopping
+    else:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+    log.info("signal received: draining (grace %.1fs)", settings.grace_period_s)
+    await server.stop()
+    log.info("stopped")

@@ -1,0 +1,162 @@
+"""The gRPC surface: convert the request, call the engine off the event loop, convert back."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import grpc
+from embedspace.v1 import embedspace_pb2 as pb
+from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+
+from . import convert
+from .engine import Engine
+from .errors import EmbedspaceServerError, Unavailable
+from .status import INTERNAL_MESSAGE, status_of
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def _handler(
+    fn: Callable[[EmbedspaceServicer, Engine, Req], Resp],
+) -> Callable[[EmbedspaceServicer, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
+    """Runs `fn(engine, request)` in the worker pool and maps its errors to statuses."""
+
+    @functools.wraps(fn)
+    async def wrapper(
+        self: EmbedspaceServicer, request: Req, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Resp:
+        try:
+            engine = self.engine
+            if engine is None:
+                raise Unavailable("the server is starting: encoders are still loading")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.pool, fn, self, engine, request)
+        except EmbedspaceServerError as e:
+            await context.abort(status_of(e), str(e))
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapper
+
+
+class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
+    def __init__(self, pool: Executor) -> None:
+        self.pool = pool
+        self.engine: Engine | None = None  # set once encoders are loaded
+
+    @_handler
+    def ListEncoders(
+        self, engine: Engine, request: pb.ListEncodersRequest
+    ) -> pb.ListEncodersResponse:
+        return pb.ListEncodersResponse(
+            encoders=[convert.encoder_info(e) for e in engine.encoders()]
+        )
+
+    @_handler
+    def Embed(self, engine: Engine, request: pb.EmbedRequest) -> pb.EmbedResponse:
+        items = [convert.item(it, f"item {i}") for i, it in enumerate(request.items)]
+        return convert.embed_response(engine.embed(request.encoder, items))
+
+    @_handler
+    def CreateCollection(
+        self, engine: Engine, request: pb.CreateCollectionRequest
+    ) -> pb.CollectionInfo:
+        info = engine.create_collection(
+            request.name, request.encoder, request.index or "Flat", convert.metric(request.metric)
+        )
+        return convert.collection_info(info)
+
+    @_handler
+    def ListCollections(
+        self, engine: Engine, request: pb.ListCollectionsRequest
+    ) -> pb.ListCollectionsResponse:
+        infos = engine.collections()
+        return pb.ListCollectionsResponse(collections=[convert.collection_info(c) for c in infos])
+
+    @_handler
+    def DescribeCollection(
+        self, engine: Engine, request: pb.DescribeCollectionRequest
+    ) -> pb.CollectionInfo:
+        return convert.collection_info(engine.describe(request.name))
+
+    @_handler
+    def DropCollection(
+        self, engine: Engine, request: pb.DropCollectionRequest
+    ) -> pb.DropCollectionResponse:
+        engine.drop_collection(request.name)
+        return pb.DropCollectionResponse()
+
+    @_handler
+    def Upsert(self, engine: Engine, request: pb.UpsertRequest) -> pb.UpsertResponse:
+        result = engine.upsert(request.collection, convert.upsert_points(request))
+        return pb.UpsertResponse(inserted=result.inserted, replaced=result.replaced)
+
+    @_handler
+    def Get(self, engine: Engine, request: pb.GetRequest) -> pb.GetResponse:
+        items = engine.get(request.collection, list(request.ids))
+        return pb.GetResponse(items=[convert.stored_item(s) for s in items])
+
+    @_handler
+    def Delete(self, engine: Engine, request: pb.DeleteRequest) -> pb.DeleteResponse:
+        return pb.DeleteResponse(deleted=engine.delete(request.collection, list(request.ids)))
+
+    @_handler
+    def Search(self, engine: Engine, request: pb.SearchRequest) -> pb.SearchResponse:
+        hits = engine.search(
+            request.collection,
+            convert.query(request.query),
+            request.k,
+            min_score=request.min_score if request.HasField("min_score") else None,
+            exclude=list(request.exclude),
+            where=convert.metadata(request.where, "where"),
+        )
+        return pb.SearchResponse(neighbors=[convert.neighbor(n) for n in hits])
+
+    @_handler
+    def Distance(self, engine: Engine, request: pb.DistanceRequest) -> pb.DistanceResponse:
+        result = engine.distance(
+            request.space,
+            [convert.query(q, f"a[{i}]") for i, q in enumerate(request.a)],
+            [convert.query(q, f"b[{i}]") for i, q in enumerate(request.b)],
+            metric=convert.metric(request.metric),
+            matrix=request.matrix,
+        )
+        return convert.distance_response(result)
+
+    @_handler
+    def MostSimilar(self, engine: Engine, request: pb.MostSimilarRequest) -> pb.MostSimilarResponse:
+        result = engine.analogy(
+            request.collection,
+            convert.weighted(list(request.positive), "positive"),
+            convert.weighted(list(request.negative), "negative"),
+            request.k,
+            method=convert.method(request.method),
+        )
+        return convert.analogy_response(result)
+
+    @_handler
+    def DoesntMatch(self, engine: Engine, request: pb.DoesntMatchRequest) -> pb.DoesntMatchResponse:
+        items = [convert.query(q, f"item {i}") for i, q in enumerate(request.items)]
+        odd = engine.doesnt_match(request.space, items)
+        return pb.DoesntMatchResponse(index=odd.index, similarities=odd.similarities.tolist())
+
+    @_handler
+    def MeanVector(self, engine: Engine, request: pb.MeanVectorRequest) -> pb.MeanVectorResponse:
+        mean = engine.mean_vector(
+            request.space,
+            [convert.query(q, f"item {i}") for i, q in enumerate(request.items)],
+            list(request.weights),
+            pre_normalize=request.pre_normalize if request.HasField("pre_normalize") else True,
+            post_normalize=request.post_normalize,
+        )
+        return pb.MeanVectorResponse(vector=convert.vector_message(mean))

@@ -1,0 +1,156 @@
+"""Small frozen domain objects the engine works with; no protobuf here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray: TypeAlias = npt.NDArray[np.float32]
+Scalar: TypeAlias = str | int | float | bool
+Metadata: TypeAlias = Mapping[str, Scalar]
+
+
+class Metric(StrEnum):
+    COSINE = "cosine"
+    DOT = "dot"
+    L2 = "l2"
+
+
+class ItemKind(StrEnum):
+    TEXT = "text"
+    TENSOR = "tensor"
+    RECORD = "record"
+    VECTOR = "vector"
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    kind = ItemKind.TEXT
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    array: FloatArray
+    kind = ItemKind.TENSOR
+
+
+@dataclass(frozen=True)
+class Record:
+    fields: Metadata
+    kind = ItemKind.RECORD
+
+
+@dataclass(frozen=True, eq=False)
+class VectorItem:
+    """A precomputed vector handed to an encoder of kind `vector`."""
+
+    array: FloatArray
+    kind = ItemKind.VECTOR
+
+
+Item: TypeAlias = Text | Tensor | Record | VectorItem
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    item: Item
+
+
+@dataclass(frozen=True)
+class IdQuery:
+    id: str
+
+
+@dataclass(frozen=True, eq=False)
+class VectorQuery:
+    array: FloatArray
+
+
+@dataclass(frozen=True)
+class SumQuery:
+    terms: tuple[tuple[Query, float], ...]
+
+
+Query: TypeAlias = ItemQuery | IdQuery | VectorQuery | SumQuery
+
+
+@dataclass(frozen=True)
+class Provenance:
+    kind: str
+    path: str = ""
+    sha256: str = ""
+    loss: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    name: str
+    dim: int
+    metric: Metric
+    item_kind: ItemKind
+    provenance: Provenance
+    tensor_shape: tuple[int, ...] = ()
+    record_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    encoder: str
+    index: str
+    metric: Metric
+    dim: int
+    count: int
+
+
+@dataclass(frozen=True, eq=False)
+class StoredItem:
+    id: str
+    vector: FloatArray
+    metadata: Metadata
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    id: str
+    score: float
+    metadata: Metadata
+
+
+@dataclass(frozen=True, eq=False)
+class UpsertPoint:
+    id: str
+    item: Item | None
+    vector: FloatArray | None
+    metadata: Metadata
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    replaced: int
+
+
+@dataclass(frozen=True, eq=False)
+class DistanceResult:
+    distances: FloatArray  # (rows, cols) for a matrix, (n,) for pairs
+    metric: Metric
+
+
+@dataclass(frozen=True, eq=False)
+class AnalogyResult:
+    neighbors: list[Neighbor]
+    vector: FloatArray | None
+
+
+@dataclass(frozen=True, eq=False)
+class OddOneOut:
+    index: int
+    similarities: FloatArray

@@ -1,0 +1,25 @@
+"""Vector helpers shared by encoders, collections and the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidInput
+from .types import FloatArray
+
+
+def check_vector(array: FloatArray, dim: int, what: str) -> None:
+    """Raises InvalidInput unless `array` is a finite vector of `dim` values."""
+    if array.ndim != 1 or array.shape[0] != dim:
+        raise InvalidInput(f"{what} must have dimension {dim}; got shape {tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise InvalidInput(f"{what} contains NaN or infinite values")
+
+
+def unit_rows(matrix: FloatArray) -> FloatArray:
+    """Each row scaled to unit L2 norm; zero rows stay zero (as gensim's unitvec)."""
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    out: FloatArray = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(
+        np.float32, copy=False
+    )
+    return out
