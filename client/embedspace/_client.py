@@ -280,7 +280,7 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         if self._state is _State.OPENED:
-            await self._channel.close()
+            await self._channel.close(None)
         self._state = _State.CLOSED
 
     async def __aenter__(self) -> AsyncClient:

@@ -51,7 +51,7 @@ class Op(Generic[R]):
 # ---------------------------------------------------------------- building blocks
 
 
-def _metric(metric: str | None) -> int:
+def _metric(metric: str | None) -> pb.Metric:
     if metric is None:
         return pb.METRIC_UNSPECIFIED
     try:
@@ -96,7 +96,7 @@ def weighted(term: Query | tuple[Query, float]) -> pb.WeightedQuery:
     return pb.WeightedQuery(query=query(term))
 
 
-def _queries(values: Query | Sequence[Query]) -> tuple[list[pb.Query], bool]:
+def _queries(values: Any) -> tuple[list[pb.Query], bool]:
     """(messages, whether a single query was given)."""
     if isinstance(values, list | tuple) or (isinstance(values, np.ndarray) and values.ndim == 2):
         return [query(v) for v in values], False
@@ -172,7 +172,7 @@ def upsert(
         raise TypeError("ids must be a sequence of str, not one str")
     if (items is None) == (vectors is None):
         raise ValueError("upsert takes exactly one of items= or vectors=")
-    sources: Sequence[Any] = items if items is not None else np.asarray(vectors, np.float32)
+    sources: Any = items if items is not None else np.asarray(vectors, np.float32)
     if len(sources) != len(ids) or (metadata is not None and len(metadata) != len(ids)):
         raise ValueError(
             f"upsert needs one item or vector (and metadata, if given) per id; got "

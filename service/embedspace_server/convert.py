@@ -60,7 +60,7 @@ def _checked(what: str, fn: Callable[[], T]) -> T:
 # ---------------------------------------------------------------- requests
 
 
-def metric(value: int, what: str = "metric") -> Metric | None:
+def metric(value: pb.Metric, what: str = "metric") -> Metric | None:
     if value == pb.METRIC_UNSPECIFIED:
         return None
     if value not in METRICS:
@@ -188,7 +188,7 @@ def analogy_response(result: AnalogyResult) -> pb.MostSimilarResponse:
     )
 
 
-def method(value: int) -> str:
+def method(value: pb.AnalogyMethod) -> str:
     if value not in METHODS:
         raise InvalidInput(f"unknown analogy method {value}; use ADD or MUL")
     return METHODS[value]

@@ -398,11 +398,14 @@ def _weighted_mean(vectors: FloatArray, weights: Sequence[float]) -> FloatArray:
     w = np.asarray(weights, np.float32)
     mean: FloatArray = (w[:, None] * vectors).sum(axis=0, dtype=np.float32)
     total = float(np.abs(w).sum())
-    return mean / np.float32(total) if total > 0 else mean
+    if total > 0:
+        mean = mean / np.float32(total)
+    return mean
 
 
 def _unit(vector: FloatArray) -> FloatArray:
-    return unit_rows(vector[None])[0]
+    out: FloatArray = unit_rows(vector[None])[0]
+    return out
 
 
 def _rank_all(
@@ -436,7 +439,8 @@ def _rank_all(
 
 def _unit64(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     norms = np.linalg.norm(m, axis=-1, keepdims=True)
-    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    out: npt.NDArray[np.float64] = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    return out
 
 
 def pairwise_distances(

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from embedspace.v1 import embedspace_pb2 as pb
 from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -57,7 +58,7 @@ class EmbedspaceServer:
         self.settings = settings
         self._given = encoders
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="embedspace")
-        self.health = health.aio.HealthServicer()
+        self.health = health_aio.HealthServicer()
         self.servicer = EmbedspaceServicer(self.pool)
         self.store: CollectionStore | None = None
         self.engine: Engine | None = None

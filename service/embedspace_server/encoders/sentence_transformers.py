@@ -50,7 +50,7 @@ class SentenceTransformerEncoder(Encoder):
         )
         self.info = EncoderInfo(
             name=name,
-            dim=int(self._model.get_embedding_dimension()),
+            dim=int(self._model.get_embedding_dimension() or 0),
             metric=metric or _METRICS.get(self._model.similarity_fn_name, Metric.COSINE),
             item_kind=ItemKind.TEXT,
             provenance=Provenance(

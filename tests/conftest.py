@@ -1,0 +1,125 @@
+"""Fixtures: a real server on 127.0.0.1 and a free port, with real encoders.
+
+The all-MiniLM-L6-v2 encoder is loaded once per session and shared by the servers the
+tests start; `vec8` (precomputed 8-d vectors, cosine) and `vec8dot`/`vec8l2` are real
+encoders of kind "vector", small enough to make exact checks quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from embedspace import Client  # noqa: E402
+from embedspace_server.config import Settings  # noqa: E402
+from embedspace_server.encoders import Encoder  # noqa: E402
+from embedspace_server.encoders.vector import VectorEncoder  # noqa: E402
+from embedspace_server.server import EmbedspaceServer  # noqa: E402
+from embedspace_server.types import Metric  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class RunningServer:
+    """An EmbedspaceServer on its own event loop in a background thread."""
+
+    def __init__(self, settings: Settings, encoders: Sequence[Encoder]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = EmbedspaceServer(settings, encoders=encoders)
+        self.port = self._run(self.server.start())
+        self.target = f"127.0.0.1:{self.port}"
+
+    def _run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def stop(self, grace: float = 1.0) -> None:
+        try:
+            self._run(self.server.stop(grace))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+            self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Encoder:
+    from embedspace_server.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder("minilm")
+    encoder.warmup()
+    return encoder
+
+
+@pytest.fixture(scope="session")
+def small_encoders() -> list[Encoder]:
+    return [
+        VectorEncoder("vec8", 8, Metric.COSINE),
+        VectorEncoder("vec8dot", 8, Metric.DOT),
+        VectorEncoder("vec8l2", 8, Metric.L2),
+    ]
+
+
+@pytest.fixture(scope="session")
+def encoders(minilm: Encoder, small_encoders: list[Encoder]) -> list[Encoder]:
+    return [minilm, *small_encoders]
+
+
+@pytest.fixture
+def start_server(encoders: list[Encoder], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A factory: start_server(data_dir=None, **settings) -> RunningServer; all are stopped
+    at the end of the test."""
+    started: list[RunningServer] = []
+
+    @contextmanager
+    def start(data_dir: Path | None = None, **overrides: object) -> Iterator[RunningServer]:
+        settings = Settings(
+            host="127.0.0.1", port=0, data_dir=data_dir or tmp_path / "data", **overrides
+        )  # type: ignore[arg-type]
+        running = RunningServer(settings, encoders)
+        started.append(running)
+        try:
+            yield running
+        finally:
+            if running in started:
+                started.remove(running)
+                running.stop()
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One server for the tests that only need their own collections."""
+    settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("shared"))
+    running = RunningServer(settings, encoders)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(shared_server: RunningServer) -> Iterator[Client]:
+    with Client(shared_server.target, timeout=60) as c:
+        yield c
+
+
+_names = iter(range(1_000_000))
+
+
+@pytest.fixture
+def collection_name(request: pytest.FixtureRequest) -> str:
+    """A collection name no other test uses on the shared server."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"t{next(_names)}-{request.node.name}")[:64]
