@@ -20,12 +20,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from embedspace import Client  # noqa: E402
-from embedspace_server.config import Settings  # noqa: E402
-from embedspace_server.encoders import Encoder  # noqa: E402
-from embedspace_server.encoders.vector import VectorEncoder  # noqa: E402
-from embedspace_server.server import EmbedspaceServer  # noqa: E402
-from embedspace_server.types import Metric  # noqa: E402
+from embedspace import Client
+from embedspace_server.config import Settings
+from embedspace_server.encoders import Encoder
+from embedspace_server.encoders.vector import VectorEncoder
+from embedspace_server.server import EmbedspaceServer
+from embedspace_server.types import Metric
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ class RunningServer:
         self.port = self._run(self.server.start())
         self.target = f"127.0.0.1:{self.port}"
 
-    def _run(self, coro):  # type: ignore[no-untyped-def]
+    def _run(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
 
     def stop(self, grace: float = 1.0) -> None:
@@ -77,7 +77,7 @@ def encoders(minilm: Encoder, small_encoders: list[Encoder]) -> list[Encoder]:
 
 
 @pytest.fixture
-def start_server(encoders: list[Encoder], tmp_path: Path):  # type: ignore[no-untyped-def]
+def start_server(encoders: list[Encoder], tmp_path: Path):
     """A factory: start_server(data_dir=None, **settings) -> RunningServer; all are stopped
     at the end of the test."""
     started: list[RunningServer] = []
@@ -86,7 +86,7 @@ def start_server(encoders: list[Encoder], tmp_path: Path):  # type: ignore[no-un
     def start(data_dir: Path | None = None, **overrides: object) -> Iterator[RunningServer]:
         settings = Settings(
             host="127.0.0.1", port=0, data_dir=data_dir or tmp_path / "data", **overrides
-        )  # type: ignore[arg-type]
+        )
         running = RunningServer(settings, encoders)
         started.append(running)
         try:
@@ -102,7 +102,7 @@ def start_server(encoders: list[Encoder], tmp_path: Path):  # type: ignore[no-un
 
 
 @pytest.fixture(scope="session")
-def shared_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def shared_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFactory):
     """One server for the tests that only need their own collections."""
     settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path_factory.mktemp("shared"))
     running = RunningServer(settings, encoders)

@@ -11,7 +11,7 @@ from .words import analogy_questions, analogy_words
 
 
 @pytest.fixture(scope="module")
-def words_collection(shared_server) -> tuple[str, KeyedVectors]:  # type: ignore[no-untyped-def]
+def words_collection(shared_server) -> tuple[str, KeyedVectors]:
     """The 905 analogy words embedded by the service, and gensim KeyedVectors holding the
     very vectors the service stored."""
     words = analogy_words()
@@ -26,7 +26,7 @@ def words_collection(shared_server) -> tuple[str, KeyedVectors]:  # type: ignore
     return "analogy-words", kv
 
 
-def test_embeddings_equal_sentence_transformers_own_output(client: Client, minilm) -> None:  # type: ignore[no-untyped-def]
+def test_embeddings_equal_sentence_transformers_own_output(client: Client, minilm) -> None:
     from sentence_transformers import SentenceTransformer
 
     texts = [
@@ -53,8 +53,8 @@ def test_encoder_provenance_names_the_weights(client: Client) -> None:
     assert info.provenance.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
-def test_king_minus_man_plus_woman_is_queen(client: Client, words_collection) -> None:  # type: ignore[no-untyped-def]
-    name, kv = words_collection
+def test_king_minus_man_plus_woman_is_queen(client: Client, words_collection) -> None:
+    name, _kv = words_collection
     answer = client.analogy(name, positive=["king", "woman"], negative=["man"], k=5)
     assert answer[0].id == "queen"
     assert {"king", "woman", "man"}.isdisjoint(n.id for n in answer)
@@ -63,7 +63,7 @@ def test_king_minus_man_plus_woman_is_queen(client: Client, words_collection) ->
     assert [n.id for n in by_ref] == [n.id for n in answer]
 
 
-def _assert_same_ranking(ours: list, theirs: list[tuple[str, float]]) -> None:  # type: ignore[type-arg]
+def _assert_same_ranking(ours: list, theirs: list[tuple[str, float]]) -> None:
     assert len(ours) == len(theirs)
     np.testing.assert_allclose([n.score for n in ours], [s for _, s in theirs], atol=2e-5)
     for i, (n, (key, score)) in enumerate(zip(ours, theirs, strict=True)):
@@ -72,7 +72,9 @@ def _assert_same_ranking(ours: list, theirs: list[tuple[str, float]]) -> None:  
 
 
 @pytest.mark.parametrize("method", ["add", "mul"])
-def test_analogies_match_gensim_on_the_same_vectors(client: Client, words_collection, method) -> None:  # type: ignore[no-untyped-def]
+def test_analogies_match_gensim_on_the_same_vectors(
+    client: Client, words_collection, method
+) -> None:
     name, kv = words_collection
     questions = analogy_questions(limit_per_section=3)
     assert len(questions) >= 40
@@ -82,14 +84,16 @@ def test_analogies_match_gensim_on_the_same_vectors(client: Client, words_collec
         _assert_same_ranking(list(ours), gensim_fn(positive=[b, c], negative=[a], topn=10))
 
 
-def test_weighted_analogy_and_vector_terms_match_gensim(client: Client, words_collection) -> None:  # type: ignore[no-untyped-def]
+def test_weighted_analogy_and_vector_terms_match_gensim(client: Client, words_collection) -> None:
     name, kv = words_collection
     ours = client.analogy(name, [(Ref("Paris"), 2.0), Ref("Germany")], [(Ref("France"), -0.5)])
     theirs = kv.most_similar(positive=[("Paris", 2.0), "Germany"], negative=[("France", -0.5)])
     _assert_same_ranking(list(ours), theirs)
     vec = kv["Berlin"] * 3.0  # raw vectors are used as given, as gensim does
     ours = client.analogy(name, [vec, Ref("France")], [Ref("Germany")])
-    _assert_same_ranking(list(ours), kv.most_similar(positive=[vec, "France"], negative=["Germany"]))
+    _assert_same_ranking(
+        list(ours), kv.most_similar(positive=[vec, "France"], negative=["Germany"])
+    )
     np.testing.assert_allclose(
         ours.vector,
         kv.get_mean_vector([vec, "France", "Germany"], [1, 1, -1], post_normalize=True),
@@ -97,7 +101,7 @@ def test_weighted_analogy_and_vector_terms_match_gensim(client: Client, words_co
     )
 
 
-def test_doesnt_match_and_mean_vector_match_gensim(client: Client, words_collection) -> None:  # type: ignore[no-untyped-def]
+def test_doesnt_match_and_mean_vector_match_gensim(client: Client, words_collection) -> None:
     name, kv = words_collection
     for group in (["Paris", "Berlin", "London", "banana"], ["boy", "girl", "king", "Tokyo"]):
         theirs = kv.doesnt_match(group)
@@ -112,13 +116,15 @@ def test_doesnt_match_and_mean_vector_match_gensim(client: Client, words_collect
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
-def test_analogy_accuracy_is_reported_by_a_real_model(client: Client, words_collection) -> None:  # type: ignore[no-untyped-def]
+def test_analogy_accuracy_is_reported_by_a_real_model(client: Client, words_collection) -> None:
     """MiniLM is a sentence model, not word2vec: it solves some analogies, not all. The
     service must agree with gensim on every one, right or wrong."""
     name, kv = words_collection
     questions = analogy_questions(limit_per_section=5)
     ours = [client.analogy(name, [b, c], [a], k=1)[0].id for a, b, c, _ in questions]
-    theirs = [kv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0] for a, b, c, _ in questions]
+    theirs = [
+        kv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0] for a, b, c, _ in questions
+    ]
     assert ours == theirs
     correct = sum(o == d for o, (_, _, _, d) in zip(ours, questions, strict=True))
     assert correct > 0

@@ -1,0 +1,95 @@
+"""The contract and its tooling: every message crosses exactly one conversion boundary on
+each side, the stubs are fresh, the Dockerfile lints clean."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import numpy as np
+from embedspace.v1 import embedspace_pb2 as pb
+
+from .conftest import REPO
+from .serve_process import BIN
+
+CLIENT_BOUNDARY = REPO / "client" / "embedspace" / "_convert.py"
+SERVER_BOUNDARY = [
+    REPO / "service" / "embedspace_server" / f for f in ("convert.py", "servicer.py")
+]
+SERVICE = pb.DESCRIPTOR.services_by_name["Embedspace"]
+
+
+def _sdk_ops() -> list[Any]:
+    """One Op per SDK call, built from sample arguments."""
+    from embedspace import Ref
+    from embedspace import _convert as ops
+
+    v = np.ones(4, np.float32)
+    return [
+        ops.encoders(), ops.embed("e", ["text"]), ops.create_collection("c", "e", "Flat", None),
+        ops.collections(), ops.describe("c"), ops.drop_collection("c"),
+        ops.upsert("c", ["a"], None, [v], [{"k": 1}]), ops.get("c", ["a"]),
+        ops.delete("c", ["a"]), ops.search("c", Ref("a"), 3, 0.5, ["b"], {"k": True}),
+        ops.distance("c", "a", v, "l2", False), ops.analogy("c", ["a"], [Ref("b")], 3, "mul"),
+        ops.doesnt_match("c", ["a", "b"]), ops.mean_vector("c", [v], [1.0], True, False),
+    ]  # fmt: skip
+
+
+def test_every_rpc_is_served_and_called_by_the_sdk() -> None:
+    from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+    from embedspace_server.servicer import EmbedspaceServicer
+
+    methods = {m.name: m for m in SERVICE.methods}
+    for name in methods:
+        assert getattr(EmbedspaceServicer, name) is not getattr(pb_grpc.EmbedspaceServicer, name)
+    by_method = {op.method: op for op in _sdk_ops()}
+    assert set(by_method) == set(methods)
+    for name, op in by_method.items():
+        rpc = methods[name]
+        assert op.request.DESCRIPTOR is rpc.input_type, name
+        if name != "Distance":  # a default DistanceResponse holds no value to read
+            op.parse(getattr(pb, rpc.output_type.name)())
+
+
+def test_every_message_is_part_of_some_call() -> None:
+    reachable: set[str] = set()
+
+    def visit(message: Any) -> None:
+        if message.full_name in reachable:
+            return
+        reachable.add(message.full_name)
+        for field in message.fields:
+            if field.message_type is not None:
+                visit(field.message_type)
+
+    for method in SERVICE.methods:
+        visit(method.input_type)
+        visit(method.output_type)
+    declared = {m.full_name for m in pb.DESCRIPTOR.message_types_by_name.values()}
+    assert declared <= reachable, declared - reachable
+
+
+def test_only_the_boundaries_touch_generated_types() -> None:
+    allowed = {CLIENT_BOUNDARY, *SERVER_BOUNDARY,
+               REPO / "client/embedspace/_wire.py", REPO / "client/embedspace/_client.py",
+               REPO / "service/embedspace_server/server.py"}  # fmt: skip
+    for root in (REPO / "client" / "embedspace", REPO / "service" / "embedspace_server"):
+        for path in root.rglob("*.py"):
+            if "v1" in path.relative_to(root).parts or path in allowed:
+                continue
+            assert "embedspace_pb2" not in path.read_text(), path
+
+
+def test_generated_stubs_are_fresh() -> None:
+    out = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gen_proto.sh"), "--check"],
+        capture_output=True, text=True, env={"PATH": f"{BIN}:/usr/bin:/bin"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def test_dockerfile_is_clean_under_hadolint() -> None:
+    out = subprocess.run(
+        [str(BIN / "hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,188 @@
+"""The image's exact entrypoint command, run on the host as a real process: health,
+reflection with grpcurl, a client from an independent generator, SIGTERM, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from embedspace import Client
+
+from .conftest import REPO
+from .serve_process import BIN, ServeProcess
+
+pytestmark = pytest.mark.slow
+
+
+def dockerfile_command() -> list[str]:
+    """ENTRYPOINT + CMD of the Dockerfile's final stage, without the init."""
+    text = (REPO / "Dockerfile").read_text()
+    entry = json.loads(re.findall(r"^ENTRYPOINT\s+(\[.*\])\s*$", text, re.M)[-1])
+    cmd = json.loads(re.findall(r"^CMD\s+(\[.*\])\s*$", text, re.M)[-1])
+    argv = [*entry, *cmd]
+    if argv[0] == "tini":
+        argv = argv[argv.index("--") + 1 :]
+    return argv
+
+
+def host_command(data_dir: Path) -> list[str]:
+    """The image's command with loopback, a free port and a temporary data dir."""
+    argv = dockerfile_command()
+    assert argv[:2] == ["embedspace", "serve"], argv
+    values = {"--host": "127.0.0.1", "--port": "0", "--data-dir": str(data_dir)}
+    for flag, value in values.items():
+        argv[argv.index(flag) + 1] = value
+    return [str(BIN / argv[0]), *argv[1:]]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, Path]]:
+    data = tmp_path_factory.mktemp("entrypoint-data")
+    proc = ServeProcess(host_command(data))
+    try:
+        proc.wait_serving()
+        yield proc, data
+    finally:
+        proc.kill()
+
+
+def grpcurl(*args: str, data: Any = None) -> str:
+    argv = [str(BIN / "grpcurl"), "-plaintext"]
+    if data is not None:
+        argv += ["-d", json.dumps(data)]
+    out = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_grpcurl_lists_describes_and_calls_through_reflection(served: Any) -> None:
+    proc, _ = served
+    services = grpcurl(proc.target, "list").split()
+    assert "embedspace.v1.Embedspace" in services and "grpc.health.v1.Health" in services
+    assert "rpc MostSimilar" in grpcurl(proc.target, "describe", "embedspace.v1.Embedspace")
+    reply = json.loads(
+        grpcurl(
+            proc.target,
+            "embedspace.v1.Embedspace/Embed",
+            data={"encoder": "minilm", "items": [{"text": "hello"}]},
+        )
+    )
+    (vector,) = reply["vectors"]
+    values = np.frombuffer(base64.b64decode(vector["data"]), "<f4")
+    assert vector["dim"] == 384 and values.shape == (384,)
+    with Client(proc.target) as es:
+        assert np.allclose(values, es.embed("minilm", ["hello"])[0], atol=1e-6)
+    health = json.loads(grpcurl(proc.target, "grpc.health.v1.Health/Check"))
+    assert health["status"] == "SERVING"
+
+
+def test_a_betterproto_client_calls_the_service(served: Any, tmp_path: Path) -> None:
+    proc, _ = served
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-I", str(REPO / "proto"),
+         f"--python_betterproto_out={tmp_path}", "embedspace/v1/embedspace.proto"],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "bp_embedspace_v1", tmp_path / "embedspace" / "v1" / "__init__.py"
+    )
+    assert spec and spec.loader
+    bp = importlib.util.module_from_spec(spec)
+    sys.modules["bp_embedspace_v1"] = bp
+    spec.loader.exec_module(bp)
+
+    async def call() -> Any:
+        from grpclib.client import Channel
+
+        channel = Channel("127.0.0.1", proc.port)
+        try:
+            stub = bp.EmbedspaceStub(channel)
+            encoders = await stub.list_encoders(bp.ListEncodersRequest())
+            embedded = await stub.embed(
+                bp.EmbedRequest(encoder="minilm", items=[bp.Item(text="hello")])
+            )
+            return encoders, embedded
+        finally:
+            channel.close()
+
+    encoders, embedded = asyncio.run(call())
+    assert "minilm" in [e.name for e in encoders.encoders]
+    assert embedded.vectors[0].dim == 384 and len(embedded.vectors[0].data) == 4 * 384
+
+
+def test_sigterm_drains_saves_and_a_restart_finds_the_data(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    words = ["king", "queen", "man", "woman", "apple"]
+    proc = ServeProcess(host_command(data))
+    try:
+        proc.wait_serving()
+        with Client(proc.target) as es:
+            es.create_collection("words", "minilm")
+            es.upsert("words", words, items=words)
+            before = es.search("words", "royal", k=5)
+        start = time.monotonic()
+        assert proc.terminate(timeout=30) == 0, proc.log
+        assert time.monotonic() - start < 10
+        assert "saved 1 collection(s) on shutdown" in proc.log
+    finally:
+        proc.kill()
+    again = ServeProcess(host_command(data))
+    try:
+        again.wait_serving()
+        with Client(again.target) as es:
+            assert es.describe("words").count == 5
+            assert es.search("words", "royal", k=5) == before
+    finally:
+        assert again.terminate() == 0
+        again.kill()
+
+
+def test_sigint_also_stops_gracefully(tmp_path: Path) -> None:
+    import signal
+
+    proc = ServeProcess(host_command(tmp_path / "data"))
+    try:
+        proc.wait_serving()
+        proc.proc.send_signal(signal.SIGINT)
+        assert proc.proc.wait(30) == 0, proc.log
+    finally:
+        proc.kill()
+
+
+def test_a_second_server_on_the_same_data_dir_exits_with_a_clear_error(served: Any) -> None:
+    _, data = served
+    out = subprocess.run([*host_command(data)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "in use by another embedspace server" in out.stderr + out.stdout
+
+
+def test_cli_client_commands(served: Any) -> None:
+    proc, _ = served
+    with Client(proc.target) as es:
+        es.create_collection("cli-words", "minilm")
+        words = ["king", "queen", "man", "woman", "prince", "girl"]
+        es.upsert("cli-words", words, items=words)
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [str(BIN / "embedspace"), *a, "--target", proc.target], capture_output=True, text=True
+    )
+    embedded = run("embed", "hello world")
+    assert embedded.returncode == 0 and len(json.loads(embedded.stdout)) == 384
+    hits = run("analogy", "cli-words", "king", "woman", "-n", "man", "-k", "1")
+    assert hits.returncode == 0 and json.loads(hits.stdout)["id"] == "queen"
+    found = run("search", "cli-words", "monarch", "-k", "2")
+    assert found.returncode == 0 and len(found.stdout.splitlines()) == 2
+    missing = run("search", "no-such", "x")
+    assert missing.returncode == 1 and "NotFound" in missing.stderr
