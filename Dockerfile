@@ -14,7 +14,7 @@
 # To get the CPU build, or to build without network, put a wheelhouse in the build context:
 #
 #   pip download --dest wheelhouse --no-deps --only-binary=:all: \
-#       --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu
+#       --index-url "$PYTORCH_CPU_INDEX" torch==2.13.0+cpu    # PyTorch's CPU wheel index
 #   pip wheel --wheel-dir wheelhouse --find-links wheelhouse '.[server]' setuptools wheel
 #
 # (run with Python 3.11 on Linux, somewhere that can reach those indexes; `==2.13.0` is
