@@ -209,3 +209,29 @@ def test_an_unexpected_error_is_internal_without_a_traceback(
     assert "secret" not in str(info.value) and "Traceback" not in str(info.value)
     monkeypatch.undo()
     assert isinstance(client.collections(), list)
+
+
+def test_bytes_that_are_not_protobuf_are_invalid_argument(shared_server: Any) -> None:
+    deep = nested(20).SerializeToString()
+    for _ in range(30):  # past protobuf's own nesting limit
+        deep = b"\x22" + _varint(len(deep) + 2) + b"\x0a" + _varint(len(deep)) + deep
+    with grpc.insecure_channel(shared_server.target) as channel:
+        for method in ("Search", "Upsert", "Embed", "Distance"):
+            call = channel.unary_unary(f"/embedspace.v1.Embedspace/{method}")
+            for payload in (b"\xff\xff\xff\xff", b"\x0a\x05ab", deep):
+                with pytest.raises(grpc.RpcError) as info:
+                    call(payload, timeout=30)
+                err: Any = info.value
+                assert err.code() == C.INVALID_ARGUMENT, (method, err.details())
+                assert "not a valid embedspace.v1." in err.details()
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

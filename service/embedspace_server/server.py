@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from embedspace.v1 import embedspace_pb2 as pb
-from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -22,11 +20,11 @@ from .encoders import Encoder, EncoderRegistry, build_encoder
 from .engine import Engine, Limits
 from .errors import FailedPrecondition
 from .index import CollectionStore
-from .servicer import EmbedspaceServicer
+from .servicer import SERVICE, EmbedspaceServicer, add_to_server
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embedspace"].full_name
+SERVICE_NAME = SERVICE.full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -79,7 +77,7 @@ class EmbedspaceServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        pb_grpc.add_EmbedspaceServicer_to_server(self.servicer, server)
+        add_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if s.reflection:
             names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)

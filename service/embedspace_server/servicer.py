@@ -15,13 +15,49 @@ from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 
 from . import convert
 from .engine import Engine
-from .errors import EmbedspaceServerError, Unavailable
+from .errors import EmbedspaceServerError, InvalidInput, Unavailable
 from .status import INTERNAL_MESSAGE, status_of
 
 log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Embedspace"]
+
+
+class Malformed:
+    """Stands in for a request whose bytes did not parse, so that the handler can answer
+    INVALID_ARGUMENT (gRPC itself would answer UNKNOWN for a failing deserializer)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _lenient(cls: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except Exception as e:  # DecodeError, and RecursionError on absurd nesting
+            return Malformed(f"the request is not a valid {cls.DESCRIPTOR.full_name}: {e}")
+
+    return parse
+
+
+def add_to_server(servicer: EmbedspaceServicer, server: grpc.aio.Server) -> None:
+    """Registers the servicer like the generated helper does, with lenient parsing."""
+    handlers = {
+        m.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, m.name),
+            request_deserializer=_lenient(getattr(pb, m.input_type.name)),
+            response_serializer=getattr(pb, m.output_type.name).SerializeToString,
+        )
+        for m in SERVICE.methods
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)  # type: ignore[attr-defined]
 
 
 def _handler(
@@ -34,6 +70,8 @@ def _handler(
         self: EmbedspaceServicer, request: Req, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Resp:
         try:
+            if isinstance(request, Malformed):
+                raise InvalidInput(request.message)
             engine = self.engine
             if engine is None:
                 raise Unavailable("the server is starting: encoders are still loading")
