@@ -57,6 +57,29 @@ class Settings:
     reflection: bool = True
     log_level: str = "INFO"
 
+    def __post_init__(self) -> None:
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise InvalidInput(f"setting {name!r} must be {bound}; got {value!r}")
+        if self.snapshot_interval_s <= 0:
+            raise InvalidInput(
+                f"setting 'snapshot_interval_s' must be positive; got {self.snapshot_interval_s}"
+            )
+
+
+_RANGES: dict[str, tuple[float, float | None]] = {
+    "port": (0, 65535),
+    "max_k": (1, None),
+    "max_batch": (1, None),
+    "max_query_terms": (1, None),
+    "max_message_bytes": (1024, 2**31 - 1),
+    "grace_period_s": (0, None),
+    "workers": (1, None),
+    "torch_threads": (0, None),
+}
+
 
 _SCALARS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "encoders"}
 

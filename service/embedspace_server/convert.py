@@ -25,6 +25,7 @@ from .types import (
     Metadata,
     Metric,
     Neighbor,
+    OddOneOut,
     Query,
     Record,
     StoredItem,
@@ -32,6 +33,7 @@ from .types import (
     Tensor,
     Text,
     UpsertPoint,
+    UpsertResult,
     VectorItem,
     VectorQuery,
 )
@@ -161,6 +163,42 @@ def collection_info(info: CollectionInfo) -> pb.CollectionInfo:
     )
 
 
+def list_encoders_response(infos: list[EncoderInfo]) -> pb.ListEncodersResponse:
+    return pb.ListEncodersResponse(encoders=[encoder_info(e) for e in infos])
+
+
+def list_collections_response(infos: list[CollectionInfo]) -> pb.ListCollectionsResponse:
+    return pb.ListCollectionsResponse(collections=[collection_info(c) for c in infos])
+
+
+def drop_collection_response() -> pb.DropCollectionResponse:
+    return pb.DropCollectionResponse()
+
+
+def upsert_response(result: UpsertResult) -> pb.UpsertResponse:
+    return pb.UpsertResponse(inserted=result.inserted, replaced=result.replaced)
+
+
+def get_response(items: list[StoredItem]) -> pb.GetResponse:
+    return pb.GetResponse(items=[stored_item(s) for s in items])
+
+
+def delete_response(deleted: int) -> pb.DeleteResponse:
+    return pb.DeleteResponse(deleted=deleted)
+
+
+def search_response(hits: list[Neighbor]) -> pb.SearchResponse:
+    return pb.SearchResponse(neighbors=[neighbor(n) for n in hits])
+
+
+def doesnt_match_response(odd: OddOneOut) -> pb.DoesntMatchResponse:
+    return pb.DoesntMatchResponse(index=odd.index, similarities=odd.similarities.tolist())
+
+
+def mean_vector_response(mean: FloatArray) -> pb.MeanVectorResponse:
+    return pb.MeanVectorResponse(vector=_wire.pack(mean))
+
+
 def neighbor(n: Neighbor) -> pb.Neighbor:
     return pb.Neighbor(id=n.id, score=n.score, metadata=_wire.to_values(n.metadata))
 
@@ -192,7 +230,3 @@ def method(value: pb.AnalogyMethod) -> str:
     if value not in METHODS:
         raise InvalidInput(f"unknown analogy method {value}; use ADD or MUL")
     return METHODS[value]
-
-
-def vector_message(v: FloatArray) -> pb.Vector:
-    return _wire.pack(v)

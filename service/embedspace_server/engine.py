@@ -13,9 +13,14 @@ import numpy.typing as npt
 
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry
-from .errors import AlreadyExists, CollectionNotFound, InvalidInput, NotFound
+from .errors import (
+    AlreadyExists,
+    CollectionNotFound,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+)
 from .index import Collection, CollectionStore
-from .index.collection import check_name
 from .types import (
     AnalogyResult,
     CollectionInfo,
@@ -40,17 +45,7 @@ from .types import (
 from .vecmath import check_vector, unit_rows
 
 MAX_QUERY_DEPTH = 16
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_k: int = 1000
-    max_batch: int = 1024
-    max_query_terms: int = 256
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_k, settings.max_batch, settings.max_query_terms)
+DEFAULT_INDEX = "Flat"
 
 
 @dataclass(frozen=True)
@@ -58,16 +53,38 @@ class _Space:
     """A resolved space: its encoder, and its collection when it is one."""
 
     name: str
-    encoder: Encoder
+    encoder: Encoder | None  # None: a collection whose encoder is not loaded now
     collection: Collection | None
 
     @property
     def dim(self) -> int:
-        return self.collection.spec.dim if self.collection else self.encoder.info.dim
+        if self.collection is not None:
+            return self.collection.spec.dim
+        assert self.encoder is not None
+        return self.encoder.info.dim
 
     @property
     def metric(self) -> Metric:
-        return self.collection.spec.metric if self.collection else self.encoder.info.metric
+        if self.collection is not None:
+            return self.collection.spec.metric
+        assert self.encoder is not None
+        return self.encoder.info.metric
+
+    def embed(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> FloatArray:
+        """Items embedded with the space's encoder, checked against the space's dimension."""
+        coll = self.collection
+        if self.encoder is None:
+            assert coll is not None
+            raise FailedPrecondition(
+                f"collection {coll.spec.name!r} embeds items with encoder "
+                f"{coll.spec.encoder!r}, which this server has not loaded"
+            )
+        if self.encoder.info.dim != self.dim:
+            raise FailedPrecondition(
+                f"encoder {self.encoder.info.name!r} now gives {self.encoder.info.dim}-d "
+                f"vectors but collection {self.name!r} holds {self.dim}-d vectors"
+            )
+        return self.encoder.encode(items, labels)
 
 
 def _is_key(query: Query) -> bool:
@@ -77,13 +94,13 @@ def _is_key(query: Query) -> bool:
 
 class Engine:
     def __init__(
-        self, registry: EncoderRegistry, store: CollectionStore, limits: Limits | None = None
+        self, registry: EncoderRegistry, store: CollectionStore, settings: Settings | None = None
     ) -> None:
         self.registry = registry
         self.store = store
-        self.limits = limits or Limits()
+        self.limits = settings or Settings()
         self._collections: dict[str, Collection] = store.load_all()
-        self._lock = threading.Lock()  # guards create and drop
+        self._lock = threading.Lock()  # guards the set of collections and snapshots
 
     # ------------------------------------------------------------ encoders
 
@@ -99,7 +116,6 @@ class Engine:
     def create_collection(
         self, name: str, encoder: str, index: str = "Flat", metric: Metric | None = None
     ) -> CollectionInfo:
-        check_name(name)
         enc = self.registry.get(encoder)
         if name in self.registry and name != encoder:
             raise InvalidInput(
@@ -110,7 +126,7 @@ class Engine:
             if name in self._collections:
                 raise AlreadyExists(f"collection {name!r} already exists")
             collection = Collection.create(
-                name, encoder, index or "Flat", metric or enc.info.metric, enc.info.dim
+                name, encoder, index or DEFAULT_INDEX, metric or enc.info.metric, enc.info.dim
             )
             self.store.save(collection, force=True)
             self._collections[name] = collection
@@ -134,15 +150,13 @@ class Engine:
 
     def drop_collection(self, name: str) -> None:
         with self._lock:
-            self.collection(name)
-            self.store.drop(name)
+            self.store.drop(self.collection(name))
             del self._collections[name]
 
     def snapshot(self) -> int:
         """Saves every collection that changed since its last save; returns how many."""
         with self._lock:
-            found = list(self._collections.values())
-        return sum(self.store.save(c) for c in found)
+            return sum(self.store.save(c) for c in self._collections.values())
 
     # ------------------------------------------------------------ items
 
@@ -162,9 +176,12 @@ class Engine:
             else:
                 to_embed.append(i)
         if to_embed:
-            encoder = self.registry.get(coll.spec.encoder)
+            space = self._space(collection)
             items = [points[i].item for i in to_embed]
-            vectors[to_embed] = encoder.encode([it for it in items if it is not None])
+            vectors[to_embed] = space.embed(
+                [it for it in items if it is not None],
+                [f"point {points[i].id!r}" for i in to_embed],
+            )
         return coll.upsert([p.id for p in points], vectors, [p.metadata for p in points])
 
     def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
@@ -240,6 +257,7 @@ class Engine:
         if not terms or (method == "mul" and not positive):
             raise InvalidInput("analogy needs at least one positive term")
         self._check_batch(len(terms), "analogy terms")
+        _check_weights([w for _, w in terms if w is not None])
         queries = [q for q, _ in terms]
         vectors = self._resolve(space, queries)
         excluded = {q.id for q in queries if isinstance(q, IdQuery)} | {
@@ -253,12 +271,7 @@ class Engine:
                 for i, (_, w) in enumerate(terms)
             ]
             mean = _unit(_weighted_mean(vectors, weights))
-            if coll.spec.metric is Metric.COSINE:
-                # Unit vectors in an inner-product index: FAISS scores are gensim's cosines.
-                hits = coll.search(mean[None], k, exclude=excluded)[0]
-            else:
-                hits = _rank_all(coll, lambda cos: cos(mean), k, excluded)
-            return AnalogyResult(hits, mean)
+            return AnalogyResult(_rank_all(coll, lambda cos: cos(mean), k, excluded), mean)
         if method != "mul":
             raise InvalidInput(f"analogy method must be 'add' or 'mul'; got {method!r}")
         if any(w is not None for _, w in terms):
@@ -276,7 +289,8 @@ class Engine:
         return AnalogyResult(_rank_all(coll, cosmul, k, excluded), None)
 
     def doesnt_match(self, space_name: str, items: Sequence[Query]) -> OddOneOut:
-        """gensim `doesnt_match`: the item least similar to the mean of all (unit) items."""
+        """gensim `doesnt_match`: the item least similar to the mean of all items, each
+        unit-normalised (raw vectors too: gensim takes only keys here)."""
         space = self._space(space_name)
         if not items:
             raise InvalidInput("doesnt_match needs at least one item")
@@ -307,8 +321,7 @@ class Engine:
                 f"mean_vector needs one weight per item; got {len(weights)} weights for "
                 f"{len(items)} items"
             )
-        if not np.isfinite(weights).all():
-            raise InvalidInput("weights must be finite numbers")
+        _check_weights(weights)
         vectors = self._resolve(space, items)
         if pre_normalize:
             keys = [_is_key(q) for q in items]
@@ -333,7 +346,8 @@ class Engine:
     def _space(self, name: str, *, need_collection: bool = False) -> _Space:
         coll = self._collections.get(name)
         if coll is not None:
-            return _Space(name, self.registry.get(coll.spec.encoder), coll)
+            loaded = coll.spec.encoder in self.registry
+            return _Space(name, self.registry.get(coll.spec.encoder) if loaded else None, coll)
         if need_collection:
             self.collection(name)  # raises CollectionNotFound with the list
         if name not in self.registry:
@@ -346,7 +360,7 @@ class Engine:
     def _resolve(self, space: _Space, queries: Sequence[Query]) -> FloatArray:
         """Each query as a vector of the space's dimension; items embedded in one batch."""
         items: list[Item] = []
-        budget = [self.limits.max_query_terms]
+        budget = [0]
 
         def collect(q: Query, depth: int) -> None:
             budget[0] -= 1
@@ -361,16 +375,16 @@ class Engine:
             elif isinstance(q, SumQuery):
                 if not q.terms:
                     raise InvalidInput("a weighted sum needs at least one term")
-                for sub, w in q.terms:
-                    if not np.isfinite(w):
-                        raise InvalidInput(f"weights must be finite numbers; got {w}")
+                _check_weights([w for _, w in q.terms])
+                for sub, _ in q.terms:
                     collect(sub, depth + 1)
 
         for q in queries:
+            budget[0] = self.limits.max_query_terms  # per query
             collect(q, 0)
-        embedded = iter(space.encoder.encode(items)) if items else iter(())
+        embedded = iter(space.embed(items)) if items else iter(())
 
-        def value(q: Query) -> FloatArray:
+        def value(q: Query) -> npt.NDArray[np.floating]:
             if isinstance(q, ItemQuery):
                 return next(embedded)
             if isinstance(q, IdQuery):
@@ -383,24 +397,36 @@ class Engine:
             if isinstance(q, VectorQuery):
                 check_vector(q.array, space.dim, "query vector")
                 return q.array.astype(np.float32, copy=False)
-            total = np.zeros(space.dim, np.float32)
+            total = np.zeros(space.dim, np.float64)
             for sub, w in q.terms:
-                total += np.float32(w) * value(sub)
+                total += w * value(sub)
             return total
 
-        out = np.stack([value(q) for q in queries]).astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            out = np.stack([value(q) for q in queries]).astype(np.float32)
         if not np.isfinite(out).all():
             raise InvalidInput("the query's vector overflows float32")
         return out
 
 
+def _check_weights(weights: Sequence[float]) -> None:
+    bad = [w for w in weights if not np.isfinite(w)]
+    if bad:
+        raise InvalidInput(f"weights must be finite numbers; got {bad[0]}")
+
+
 def _weighted_mean(vectors: FloatArray, weights: Sequence[float]) -> FloatArray:
-    w = np.asarray(weights, np.float32)
-    mean: FloatArray = (w[:, None] * vectors).sum(axis=0, dtype=np.float32)
+    """sum(w * v) / sum(|w|) as gensim's get_mean_vector, in float64 so that large weights
+    do not overflow on the way; a result that does not fit float32 is refused."""
+    w = np.asarray(weights, np.float64)
+    mean = (w[:, None] * vectors.astype(np.float64)).sum(axis=0)
     total = float(np.abs(w).sum())
     if total > 0:
-        mean = mean / np.float32(total)
-    return mean
+        mean = mean / total
+    out: FloatArray = mean.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise InvalidInput("the weighted mean overflows float32; use smaller weights")
+    return out
 
 
 def _unit(vector: FloatArray) -> FloatArray:
@@ -437,12 +463,6 @@ def _rank_all(
     return hits
 
 
-def _unit64(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    norms = np.linalg.norm(m, axis=-1, keepdims=True)
-    out: npt.NDArray[np.float64] = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
-    return out
-
-
 def pairwise_distances(
     a: FloatArray, b: FloatArray, metric: Metric, *, matrix: bool = True
 ) -> FloatArray:
@@ -452,7 +472,7 @@ def pairwise_distances(
     """
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     if metric is Metric.COSINE:
-        a64, b64 = _unit64(a64), _unit64(b64)
+        a64, b64 = unit_rows(a64), unit_rows(b64)
     if metric is Metric.L2:
         if matrix:
             sq = (a64**2).sum(1)[:, None] + (b64**2).sum(1)[None, :] - 2 * a64 @ b64.T
@@ -466,4 +486,4 @@ def pairwise_distances(
     return result
 
 
-__all__ = ["Engine", "Limits", "pairwise_distances"]
+__all__ = ["DEFAULT_INDEX", "Engine", "pairwise_distances"]

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
-from .engine import Engine, Limits
+from .engine import Engine
 from .errors import FailedPrecondition
 from .index import CollectionStore
 from .servicer import SERVICE, EmbedspaceServicer, add_to_server
@@ -96,7 +96,7 @@ class EmbedspaceServer:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
         store = self.store
         self.engine = await loop.run_in_executor(
-            self.pool, lambda: Engine(EncoderRegistry(encoders), store, Limits.from_settings(s))
+            self.pool, lambda: Engine(EncoderRegistry(encoders), store, s)
         )
         self.servicer.engine = self.engine
         await self._set_health(SERVING)
@@ -131,13 +131,14 @@ class EmbedspaceServer:
                 await self._snapshots
         if self._server is not None:
             await self._server.stop(grace)
-        loop = asyncio.get_running_loop()
+        # Let every job already in the pool (a call past its grace period, a periodic
+        # snapshot) finish before the last save, so nothing changes after it.
+        await asyncio.to_thread(self.pool.shutdown, wait=True)
         if self.engine is not None:
-            saved = await loop.run_in_executor(self.pool, self.engine.snapshot)
+            saved = await asyncio.to_thread(self.engine.snapshot)
             log.info("saved %d collection(s) on shutdown", saved)
         if self.store is not None:
             self.store.close()
-        self.pool.shutdown(wait=True)
 
 
 async def serve(settings: Settings) -> None:

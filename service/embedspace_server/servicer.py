@@ -96,9 +96,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
     def ListEncoders(
         self, engine: Engine, request: pb.ListEncodersRequest
     ) -> pb.ListEncodersResponse:
-        return pb.ListEncodersResponse(
-            encoders=[convert.encoder_info(e) for e in engine.encoders()]
-        )
+        return convert.list_encoders_response(engine.encoders())
 
     @_handler
     def Embed(self, engine: Engine, request: pb.EmbedRequest) -> pb.EmbedResponse:
@@ -110,7 +108,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         self, engine: Engine, request: pb.CreateCollectionRequest
     ) -> pb.CollectionInfo:
         info = engine.create_collection(
-            request.name, request.encoder, request.index or "Flat", convert.metric(request.metric)
+            request.name, request.encoder, request.index, convert.metric(request.metric)
         )
         return convert.collection_info(info)
 
@@ -119,7 +117,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         self, engine: Engine, request: pb.ListCollectionsRequest
     ) -> pb.ListCollectionsResponse:
         infos = engine.collections()
-        return pb.ListCollectionsResponse(collections=[convert.collection_info(c) for c in infos])
+        return convert.list_collections_response(infos)
 
     @_handler
     def DescribeCollection(
@@ -132,21 +130,21 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         self, engine: Engine, request: pb.DropCollectionRequest
     ) -> pb.DropCollectionResponse:
         engine.drop_collection(request.name)
-        return pb.DropCollectionResponse()
+        return convert.drop_collection_response()
 
     @_handler
     def Upsert(self, engine: Engine, request: pb.UpsertRequest) -> pb.UpsertResponse:
         result = engine.upsert(request.collection, convert.upsert_points(request))
-        return pb.UpsertResponse(inserted=result.inserted, replaced=result.replaced)
+        return convert.upsert_response(result)
 
     @_handler
     def Get(self, engine: Engine, request: pb.GetRequest) -> pb.GetResponse:
         items = engine.get(request.collection, list(request.ids))
-        return pb.GetResponse(items=[convert.stored_item(s) for s in items])
+        return convert.get_response(items)
 
     @_handler
     def Delete(self, engine: Engine, request: pb.DeleteRequest) -> pb.DeleteResponse:
-        return pb.DeleteResponse(deleted=engine.delete(request.collection, list(request.ids)))
+        return convert.delete_response(engine.delete(request.collection, list(request.ids)))
 
     @_handler
     def Search(self, engine: Engine, request: pb.SearchRequest) -> pb.SearchResponse:
@@ -158,7 +156,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
             exclude=list(request.exclude),
             where=convert.metadata(request.where, "where"),
         )
-        return pb.SearchResponse(neighbors=[convert.neighbor(n) for n in hits])
+        return convert.search_response(hits)
 
     @_handler
     def Distance(self, engine: Engine, request: pb.DistanceRequest) -> pb.DistanceResponse:
@@ -186,7 +184,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
     def DoesntMatch(self, engine: Engine, request: pb.DoesntMatchRequest) -> pb.DoesntMatchResponse:
         items = [convert.query(q, f"item {i}") for i, q in enumerate(request.items)]
         odd = engine.doesnt_match(request.space, items)
-        return pb.DoesntMatchResponse(index=odd.index, similarities=odd.similarities.tolist())
+        return convert.doesnt_match_response(odd)
 
     @_handler
     def MeanVector(self, engine: Engine, request: pb.MeanVectorRequest) -> pb.MeanVectorResponse:
@@ -197,4 +195,4 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
             pre_normalize=request.pre_normalize if request.HasField("pre_normalize") else True,
             post_normalize=request.post_normalize,
         )
-        return pb.MeanVectorResponse(vector=convert.vector_message(mean))
+        return convert.mean_vector_response(mean)

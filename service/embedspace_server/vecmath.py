@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import numpy as np
+import numpy.typing as npt
 
 from .errors import InvalidInput
 from .types import FloatArray
+
+A = TypeVar("A", bound=npt.NDArray[Any])
 
 
 def check_vector(array: FloatArray, dim: int, what: str) -> None:
@@ -16,10 +21,9 @@ def check_vector(array: FloatArray, dim: int, what: str) -> None:
         raise InvalidInput(f"{what} contains NaN or infinite values")
 
 
-def unit_rows(matrix: FloatArray) -> FloatArray:
-    """Each row scaled to unit L2 norm; zero rows stay zero (as gensim's unitvec)."""
+def unit_rows(matrix: A) -> A:
+    """Each row scaled to unit L2 norm, in the input's dtype; zero rows stay zero (as
+    gensim's unitvec)."""
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    out: FloatArray = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0).astype(
-        np.float32, copy=False
-    )
+    out: A = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
     return out

@@ -7,8 +7,8 @@ Vectors travel as packed little-endian float32 bytes with their dimension
 (see Vector). Errors use the standard gRPC status codes: NOT_FOUND for an
 unknown encoder, collection or id; INVALID_ARGUMENT for bad input;
 ALREADY_EXISTS for a collection that exists; FAILED_PRECONDITION when the
-request cannot be served in the current state (an empty collection, an
-index that cannot delete); INTERNAL only for bugs.
+request cannot be served in the current state (an index type that cannot
+delete, an encoder that is not loaded); INTERNAL only for bugs.
 """
 
 from collections import abc as _abc

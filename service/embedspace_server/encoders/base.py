@@ -44,22 +44,26 @@ class Encoder(ABC):
 
     info: EncoderInfo
 
-    def encode(self, items: Sequence[Item]) -> FloatArray:
-        """Validates every item, then embeds the batch: shape (len(items), dim), float32."""
+    def encode(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> FloatArray:
+        """Validates every item, then embeds the batch: shape (len(items), dim), float32.
+
+        `labels` name the items in error messages (default "item 0", "item 1", ...).
+        """
         if not items:
             raise InvalidInput(f"encoder {self.info.name!r}: no items to embed")
         for i, item in enumerate(items):
+            label = labels[i] if labels else f"item {i}"
             if item.kind is not self.info.item_kind:
                 raise InvalidInput(
                     f"encoder {self.info.name!r} expects {_KIND_NOUNS[self.info.item_kind]}; "
-                    f"item {i} is {describe_item(item)}"
+                    f"{label} is {describe_item(item)}"
                 )
-            self.check(i, item)
+            self.check(label, item)
         out = np.ascontiguousarray(self._encode(items), dtype=np.float32)
         assert out.shape == (len(items), self.info.dim), out.shape
         return out
 
-    def check(self, index: int, item: Item) -> None:  # noqa: B027 (optional hook)
+    def check(self, label: str, item: Item) -> None:  # noqa: B027 (optional hook)
         """Raises InvalidInput if one item of the right kind is still unusable."""
 
     @abstractmethod

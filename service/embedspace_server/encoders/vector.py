@@ -21,9 +21,9 @@ class VectorEncoder(Encoder):
             provenance=Provenance(kind="vector"),
         )
 
-    def check(self, index: int, item: Item) -> None:
+    def check(self, label: str, item: Item) -> None:
         assert isinstance(item, VectorItem)
-        check_vector(item.array, self.info.dim, f"encoder {self.info.name!r}: item {index}")
+        check_vector(item.array, self.info.dim, f"encoder {self.info.name!r}: {label}")
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
         return np.stack([item.array for item in items if isinstance(item, VectorItem)])

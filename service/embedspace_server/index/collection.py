@@ -1,22 +1,24 @@
 """One collection: a FAISS index behind an id map, string ids and metadata.
 
 Vectors live only in FAISS (IndexIDMap2, so a stored vector can be reconstructed and
-used as a query). String ids map to int64 FAISS ids from a counter. Every public method
-takes the collection's lock, so readers never see a half-applied write.
+used as a query; lossy indexes such as SQ or PQ give back their approximation). String ids
+map to int64 FAISS ids from a counter. Every public method takes the collection's lock, so
+readers never see a half-applied write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import FailedPrecondition, IdNotFound, InvalidInput
+from ..errors import CollectionNotFound, FailedPrecondition, IdNotFound, InvalidInput
 from ..types import (
     CollectionInfo,
     FloatArray,
@@ -84,11 +86,24 @@ class Collection:
         self._next_id = next_id
         # Bumped on every write; the store saves when it differs from what it saved last.
         self.version = 0
+        # Set by drop: a write that raced the drop must fail, not vanish.
+        self.dropped = False
+
+    @contextlib.contextmanager
+    def _faiss_call(self, what: str) -> Iterator[None]:
+        """FAISS errors (an operation the index type lacks) become FailedPrecondition."""
+        try:
+            yield
+        except RuntimeError as e:
+            raise FailedPrecondition(
+                f"index {self.spec.index!r} of collection {self.spec.name!r} cannot {what}: "
+                f"{first_line(e)}"
+            ) from None
 
     @classmethod
     def create(cls, name: str, encoder: str, index: str, metric: Metric, dim: int) -> Collection:
         check_name(name)
-        spec = Spec(name, encoder, index or "Flat", metric, dim)
+        spec = Spec(name, encoder, index, metric, dim)
         return cls(spec, build_index(spec))
 
     # ------------------------------------------------------------ reading
@@ -111,7 +126,8 @@ class Collection:
         with self.lock:
             if key not in self._ids:
                 raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
-            out: FloatArray = self._index.reconstruct(self._ids[key])
+            with self._faiss_call("give back stored vectors"):
+                out: FloatArray = self._index.reconstruct(self._ids[key])
             return out
 
     def get(self, keys: Sequence[str]) -> list[StoredItem]:
@@ -129,7 +145,8 @@ class Collection:
             if not keys:
                 return keys, np.zeros((0, self.spec.dim), np.float32)
             ints = np.fromiter((self._ids[k] for k in keys), np.int64, len(keys))
-            out: FloatArray = self._index.reconstruct_batch(ints)
+            with self._faiss_call("give back stored vectors"):
+                out: FloatArray = self._index.reconstruct_batch(ints)
             return keys, out
 
     def search(
@@ -151,16 +168,18 @@ class Collection:
             allowed = None
             if where:
                 allowed = {key for key, md in self._metadata.items() if _matches(md, where)}
-            # Over-fetch so that filters still leave k answers; widen until they do.
+            # Over-fetch so that filters still leave k answers; widen until each query has
+            # k hits or has reached min_score.
             fetch = min(n, k + len(excluded)) if allowed is None else min(n, max(4 * k, 64))
             while True:
-                scores, ints = self._index.search(queries, fetch)
-                results = [
+                with self._faiss_call("search"):
+                    scores, ints = self._index.search(queries, fetch)
+                answers = [
                     self._hits(s, i, k, excluded, allowed, min_score)
                     for s, i in zip(scores, ints, strict=True)
                 ]
-                if fetch >= n or all(len(r) >= k for r in results):
-                    return results
+                if fetch >= n or all(done for _, done in answers):
+                    return [hits for hits, _ in answers]
                 fetch = min(n, fetch * 4)
 
     def _hits(
@@ -171,21 +190,22 @@ class Collection:
         excluded: set[str],
         allowed: set[str] | None,
         min_score: float | None,
-    ) -> list[Neighbor]:
+    ) -> tuple[list[Neighbor], bool]:
+        """(hits, whether fetching more could not add any)."""
         out: list[Neighbor] = []
         for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
             if i < 0:
-                break
+                return out, True
             key = self._keys[i]
             if key in excluded or (allowed is not None and key not in allowed):
                 continue
             score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
             if min_score is not None and score < min_score:
-                break
+                return out, True
             out.append(Neighbor(key, score, self._metadata.get(key, {})))
             if len(out) == k:
-                break
-        return out
+                return out, True
+        return out, False
 
     # ------------------------------------------------------------ writing
 
@@ -203,6 +223,7 @@ class Collection:
             raise InvalidInput(f"id {dup!r} appears twice in one upsert")
         vectors = self._prepare(vectors)
         with self.lock:
+            self._check_live()
             replaced = [k for k in keys if k in self._ids]
             if replaced and not self._removable():
                 raise FailedPrecondition(
@@ -214,9 +235,10 @@ class Collection:
             ints = np.empty(len(keys), np.int64)
             for j, key in enumerate(keys):
                 ints[j] = self._ids.get(key, self._next_id + j)
-            if replaced:
-                self._index.remove_ids(np.array([self._ids[k] for k in replaced], np.int64))
-            self._index.add_with_ids(vectors, ints)
+            with self._faiss_call("store vectors"):
+                if replaced:
+                    self._index.remove_ids(np.array([self._ids[k] for k in replaced], np.int64))
+                self._index.add_with_ids(vectors, ints)
             for j, key in enumerate(keys):
                 if key not in self._ids:
                     self._ids[key] = int(ints[j])
@@ -228,22 +250,29 @@ class Collection:
 
     def delete(self, keys: Sequence[str]) -> int:
         with self.lock:
+            self._check_live()
             present = [k for k in dict.fromkeys(keys) if k in self._ids]
             if not present:
                 return 0
             if not self._removable():
                 raise FailedPrecondition(f"index {self.spec.index!r} cannot delete vectors")
-            self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
+            with self._faiss_call("delete"):
+                self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
             for key in present:
                 del self._keys[self._ids.pop(key)]
                 self._metadata.pop(key, None)
             self.version += 1
             return len(present)
 
+    def _check_live(self) -> None:
+        if self.dropped:
+            raise CollectionNotFound(f"collection {self.spec.name!r} was dropped")
+
     def _removable(self) -> bool:
+        """Whether the index removes entries keeping the others in order, as the id map
+        needs: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW, Refine do not."""
         faiss = _faiss()
-        inner = faiss.downcast_index(self._index.index)
-        return not isinstance(inner, faiss.IndexHNSW | faiss.IndexNSG)
+        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlatCodes)
 
     def _train(self, vectors: FloatArray) -> None:
         try:
@@ -310,6 +339,9 @@ def build_index(spec: Spec) -> Any:
             f"index {spec.index!r} is not a valid FAISS index-factory string for "
             f"dimension {spec.dim}: {first_line(e)}"
         ) from None
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is not None:
+        ivf.make_direct_map()  # so stored vectors can be reconstructed
     index = faiss.IndexIDMap2(inner)
     index.own_fields = True
     inner.this.disown()

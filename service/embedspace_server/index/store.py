@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import struct
+import threading
 import uuid
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class CollectionStore:
                 f"data directory {str(self.root)!r} is in use by another embedspace server"
             ) from None
         self._saved: dict[str, int] = {}
+        self._lock = threading.Lock()  # one save or drop at a time
 
     def close(self) -> None:
         self._lock_file.close()
@@ -86,41 +88,52 @@ class CollectionStore:
         return out
 
     def _read(self, path: Path) -> Collection:
-        data = path.read_bytes()
-        if not data.startswith(MAGIC):
-            raise ValueError(f"{path} is not an embedspace snapshot")
-        offset = len(MAGIC)
-        (size,) = struct.unpack_from("<Q", data, offset)
-        offset += 8
-        header = json.loads(data[offset : offset + size])
-        blob = np.frombuffer(data, np.uint8, offset=offset + size).copy()
-        return Collection.from_state(header, blob)
+        """Loads one snapshot; an unreadable one stops the server rather than lose data."""
+        try:
+            data = path.read_bytes()
+            if not data.startswith(MAGIC):
+                raise ValueError("it does not start like an embedspace snapshot")
+            offset = len(MAGIC)
+            (size,) = struct.unpack_from("<Q", data, offset)
+            offset += 8
+            header = json.loads(data[offset : offset + size])
+            blob = np.frombuffer(data, np.uint8, offset=offset + size).copy()
+            return Collection.from_state(header, blob)
+        except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
+            raise FailedPrecondition(
+                f"cannot read the snapshot {str(path)!r}: {e}; move it aside to start without "
+                "that collection"
+            ) from None
 
     def save(self, collection: Collection, *, force: bool = False) -> bool:
         """Writes the collection's snapshot if it changed since the last save."""
         name = collection.spec.name
-        if not force and self._saved.get(name) == collection.version:
-            return False
-        header, blob, version = collection.state()
-        encoded = json.dumps(header, separators=(",", ":")).encode()
-        folder = self._dir / name
-        folder.mkdir(exist_ok=True)
-        write_atomic(
-            folder / SNAPSHOT,
-            [MAGIC, struct.pack("<Q", len(encoded)), encoded, np.asarray(blob).tobytes()],
-        )
-        self._saved[name] = version
-        return True
+        with self._lock:
+            if collection.dropped or (not force and self._saved.get(name) == collection.version):
+                return False
+            header, blob, version = collection.state()
+            encoded = json.dumps(header, separators=(",", ":")).encode()
+            folder = self._dir / name
+            if not folder.exists():
+                folder.mkdir()
+                _fsync_dir(self._dir)
+            write_atomic(
+                folder / SNAPSHOT,
+                [MAGIC, struct.pack("<Q", len(encoded)), encoded, np.asarray(blob).tobytes()],
+            )
+            self._saved[name] = version
+            return True
 
-    def drop(self, name: str) -> None:
-        folder = self._dir / name
-        if not folder.exists():
-            return
-        trash = self._dir / f".dropped-{name}-{uuid.uuid4().hex}"
-        os.replace(folder, trash)
-        _fsync_dir(self._dir)
+    def drop(self, collection: Collection) -> None:
+        """Marks the collection dropped (later writes to it fail) and removes its folder."""
+        name = collection.spec.name
+        with self._lock, collection.lock:
+            collection.dropped = True
+            self._saved.pop(name, None)
+            folder = self._dir / name
+            if not folder.exists():
+                return
+            trash = self._dir / f".dropped-{name}-{uuid.uuid4().hex}"
+            os.replace(folder, trash)
+            _fsync_dir(self._dir)
         shutil.rmtree(trash, ignore_errors=True)
-        self._saved.pop(name, None)
-
-    def exists(self, name: str) -> bool:
-        return (self._dir / name / SNAPSHOT).exists()

@@ -1,0 +1,128 @@
+"""FAISS index types other than Flat: what each can do, and a clear status for what not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from embedspace import Client, FailedPrecondition, InvalidArgument, NotFound, Ref
+from embedspace_server.encoders import EncoderRegistry
+from embedspace_server.encoders.vector import VectorEncoder
+from embedspace_server.engine import Engine
+from embedspace_server.errors import CollectionNotFound
+from embedspace_server.index import CollectionStore
+from gensim.models import KeyedVectors
+
+
+def _fill(client: Client, name: str, index: str, n: int = 400) -> tuple[list[str], np.ndarray]:
+    vectors = np.random.default_rng(5).normal(size=(n, 8)).astype(np.float32)
+    ids = [f"q{i}" for i in range(n)]
+    client.create_collection(name, "vec8", index=index)
+    client.upsert(name, ids, vectors=vectors)
+    return ids, vectors
+
+
+@pytest.mark.parametrize("index", ["SQ8", "Flat"])
+def test_flat_code_indexes_replace_and_delete_keeping_ids_right(
+    client: Client, collection_name: str, index: str
+) -> None:
+    _fill(client, collection_name, index)
+    rng = np.random.default_rng(9)
+    replaced = {f"q{i}": rng.normal(size=8).astype(np.float32) for i in range(0, 400, 7)}
+    client.upsert(collection_name, list(replaced), vectors=np.stack(list(replaced.values())))
+    assert client.delete(collection_name, ["q1", "q2", "q3"]) == 3
+    for item in client.get(collection_name, list(replaced)):
+        new = replaced[item.id] / np.linalg.norm(replaced[item.id])
+        # SQ8 clips to the range it was trained on: close in direction, not exact.
+        assert float(item.vector @ new) / float(np.linalg.norm(item.vector)) > 0.99
+        hit = client.search(collection_name, Ref(item.id), k=1)[0]
+        assert hit.id == item.id  # the id map still points at the right vectors
+    assert client.describe(collection_name).count == 397
+    with pytest.raises(NotFound):
+        client.get(collection_name, ["q1"])
+
+
+def test_ivf_trains_on_its_first_batch_serves_ids_and_refuses_deletes(
+    client: Client, collection_name: str
+) -> None:
+    _, vectors = _fill(client, collection_name, "IVF4,Flat")
+    (item,) = client.get(collection_name, ["q17"])
+    assert np.allclose(item.vector, vectors[17] / np.linalg.norm(vectors[17]), atol=1e-6)
+    assert client.search(collection_name, Ref("q17"), k=1)[0].id == "q17"
+    with pytest.raises(FailedPrecondition, match="cannot replace"):
+        client.upsert(collection_name, ["q17"], vectors=vectors[:1])
+    with pytest.raises(FailedPrecondition, match="cannot delete"):
+        client.delete(collection_name, ["q17"])
+    assert client.describe(collection_name).count == 400
+
+
+@pytest.mark.parametrize("index", ["IVF4,Flat", "SQ8"])
+def test_analogy_is_gensim_on_the_stored_vectors_whatever_the_index(
+    client: Client, collection_name: str, index: str
+) -> None:
+    ids, _ = _fill(client, collection_name, index)
+    kv = KeyedVectors(8)
+    kv.add_vectors(ids, np.stack([s.vector for s in client.get(collection_name, ids)]))
+    for a, b, c in (("q1", "q2", "q3"), ("q10", "q20", "q30")):
+        ours = client.analogy(collection_name, [Ref(b), Ref(c)], [Ref(a)], k=5)
+        theirs = kv.most_similar(positive=[b, c], negative=[a], topn=5)
+        assert [n.id for n in ours] == [key for key, _ in theirs]
+
+
+def test_huge_weights_are_refused_or_computed_without_overflow(
+    client: Client, collection_name: str
+) -> None:
+    from embedspace import Sum
+
+    _fill(client, collection_name, "Flat", n=20)
+    with pytest.raises(InvalidArgument, match="finite"):
+        client.analogy(collection_name, [(Ref("q1"), float("inf")), Ref("q2")])
+    big = np.full(8, 3e38, np.float32)
+    mean = client.mean_vector(collection_name, [big, big], weights=[3e38, 3e38])
+    np.testing.assert_allclose(mean, big, rtol=1e-6)  # a mean, not inf or NaN
+    with pytest.raises(InvalidArgument, match="overflows"):
+        client.search(collection_name, Sum([(big, 3.0), (big, 3.0)]))
+
+
+def test_the_term_budget_is_per_query_not_per_call(client: Client) -> None:
+    vectors = list(np.random.default_rng(2).normal(size=(300, 8)).astype(np.float32))
+    assert client.distance("vec8", vectors, vectors, matrix=True).shape == (300, 300)
+
+
+def test_a_write_racing_a_drop_fails_and_the_drop_sticks(tmp_path: Path) -> None:
+    store = CollectionStore(tmp_path)
+    engine = Engine(EncoderRegistry([VectorEncoder("v", 4)]), store)
+    engine.create_collection("c", "v")
+    orphan = engine.collection("c")
+    engine.drop_collection("c")
+    with pytest.raises(CollectionNotFound, match="dropped"):
+        orphan.upsert(["x"], np.ones((1, 4), np.float32), [{}])
+    assert store.save(orphan, force=True) is False
+    assert engine.snapshot() == 0
+    assert not (tmp_path / "collections" / "c").exists()
+    store.close()
+    reopened = CollectionStore(tmp_path)
+    assert Engine(EncoderRegistry([]), reopened).collections() == []
+    reopened.close()
+
+
+def test_a_collection_whose_encoder_is_gone_still_answers_vector_queries(
+    tmp_path: Path,
+) -> None:
+    store = CollectionStore(tmp_path)
+    engine = Engine(EncoderRegistry([VectorEncoder("v", 4)]), store)
+    engine.create_collection("c", "v")
+    from embedspace_server.types import ItemQuery, UpsertPoint, VectorItem, VectorQuery
+
+    engine.upsert("c", [UpsertPoint("a", None, np.ones(4, np.float32), {})])
+    engine.snapshot()
+    store.close()
+    store = CollectionStore(tmp_path)
+    engine = Engine(EncoderRegistry([]), store)
+    assert engine.search("c", VectorQuery(np.ones(4, np.float32)), 1)[0].id == "a"
+    from embedspace_server.errors import FailedPrecondition as Precondition
+
+    with pytest.raises(Precondition, match="has not loaded"):
+        engine.search("c", ItemQuery(VectorItem(np.ones(4, np.float32))), 1)
+    store.close()
