@@ -108,8 +108,6 @@ CASES: list[tuple[str, str, Any, grpc.StatusCode, str]] = [
      pb.CreateCollectionRequest(name="fresh-bad", encoder="nope"), C.NOT_FOUND, "nope"),
     ("untrainable IVF first batch", "Upsert", pb.UpsertRequest(collection="{c}-ivf", points=[
         pb.UpsertPoint(id="x", vector=vec(np.ones(8)))]), C.FAILED_PRECONDITION, "training"),
-    ("replace in HNSW", "Upsert", pb.UpsertRequest(collection="{c}-hnsw", points=[
-        pb.UpsertPoint(id="h0", vector=vec(np.ones(8)))]), C.FAILED_PRECONDITION, "replace"),
     ("analogy without terms", "MostSimilar", pb.MostSimilarRequest(collection="{c}", k=3),
      C.INVALID_ARGUMENT, "positive"),
     ("cosmul with weights", "MostSimilar", pb.MostSimilarRequest(collection="{c}", k=3,
@@ -156,8 +154,6 @@ def test_each_bad_input_gets_its_status(client: Client, stub: Any, collection_na
     client.create_collection(name, "vec8")
     client.upsert(name, [f"p{i}" for i in range(20)], vectors=rng.normal(size=(20, 8)))
     client.create_collection(f"{name}-ivf", "vec8", index="IVF16,Flat")
-    client.create_collection(f"{name}-hnsw", "vec8", index="HNSW8")
-    client.upsert(f"{name}-hnsw", ["h0"], vectors=np.ones((1, 8)))
     before = (_fingerprint(client), client.get(name, ["p0", "p5"]))
     seen = set()
     for label, method, request, code, words in CASES:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from embedspace import Client, FailedPrecondition, InvalidArgument, NotFound, Ref
+from embedspace import Client, InvalidArgument, NotFound, Ref
 from embedspace_server.encoders import EncoderRegistry
 from embedspace_server.encoders.vector import VectorEncoder
 from embedspace_server.engine import Engine
 from embedspace_server.errors import CollectionNotFound
 from embedspace_server.index import CollectionStore
 from gensim.models import KeyedVectors
+
+from .test_lifecycle import wait_until
 
 
 def _fill(client: Client, name: str, index: str, n: int = 400) -> tuple[list[str], np.ndarray]:
@@ -43,18 +46,36 @@ def test_flat_code_indexes_replace_and_delete_keeping_ids_right(
         client.get(collection_name, ["q1"])
 
 
-def test_ivf_trains_on_its_first_batch_serves_ids_and_refuses_deletes(
-    client: Client, collection_name: str
+@pytest.mark.parametrize("index", ["IVF4,Flat", "HNSW8"])
+def test_indexes_that_cannot_remove_keep_tombstones_then_rebuild(
+    start_server: Any, tmp_path: Path, index: str
 ) -> None:
-    _, vectors = _fill(client, collection_name, "IVF4,Flat")
-    (item,) = client.get(collection_name, ["q17"])
-    assert np.allclose(item.vector, vectors[17] / np.linalg.norm(vectors[17]), atol=1e-6)
-    assert client.search(collection_name, Ref("q17"), k=1)[0].id == "q17"
-    with pytest.raises(FailedPrecondition, match="cannot replace"):
-        client.upsert(collection_name, ["q17"], vectors=vectors[:1])
-    with pytest.raises(FailedPrecondition, match="cannot delete"):
-        client.delete(collection_name, ["q17"])
-    assert client.describe(collection_name).count == 400
+    data = tmp_path / "data"
+    with start_server(data) as server, Client(server.target) as es:
+        _, vectors = _fill(es, "c", index)
+        (item,) = es.get("c", ["q17"])
+        assert np.allclose(item.vector, vectors[17] / np.linalg.norm(vectors[17]), atol=1e-6)
+        assert es.search("c", Ref("q17"), k=1)[0].id == "q17"
+        # Replace and delete: the old vectors are filtered from answers at once.
+        es.upsert("c", ["q17"], vectors=-vectors[17:18])
+        assert es.delete("c", [f"q{i}" for i in range(100, 200)]) == 100
+        deleted = {f"q{i}" for i in range(100, 200)}
+        hits = es.search("c", vectors[17], k=400)  # approximate: IVF probes one list
+        assert hits and "q17" not in [h.id for h in hits[:5]]
+        assert not deleted & {h.id for h in hits}
+        assert es.search("c", -vectors[17], k=1)[0].id == "q17"
+        assert es.describe("c").count == 300
+    with start_server(data, snapshot_interval_s=0.1) as server, Client(server.target) as es:
+        # The log replays the tombstones; the timer then rebuilds without them (101 of 401
+        # is over the threshold) and the answers stay the same.
+        collection = server.server.engine.collection("c")
+        before = es.search("c", -vectors[17], k=5)
+        wait_until(lambda: not collection.tombstones)
+        assert collection._index.ntotal == 300 and es.describe("c").count == 300
+        assert es.search("c", -vectors[17], k=1)[0].id == "q17"
+        assert not deleted & {h.id for h in es.search("c", vectors[17], k=400)}
+        if index.startswith("HNSW"):
+            assert [h.id for h in es.search("c", -vectors[17], k=5)] == [h.id for h in before]
 
 
 @pytest.mark.parametrize("index", ["IVF4,Flat", "SQ8"])
@@ -98,7 +119,7 @@ def test_a_write_racing_a_drop_fails_and_the_drop_sticks(tmp_path: Path) -> None
     engine.drop_collection("c")
     with pytest.raises(CollectionNotFound, match="dropped"):
         orphan.upsert(["x"], np.ones((1, 4), np.float32), [{}])
-    assert store.save(orphan, force=True) is False
+    assert store.save(orphan) is False
     assert engine.snapshot() == 0
     assert not (tmp_path / "collections" / "c").exists()
     store.close()

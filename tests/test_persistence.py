@@ -11,6 +11,8 @@ from embedspace import Client
 from embedspace_server.errors import FailedPrecondition
 from embedspace_server.index import CollectionStore
 
+from .test_lifecycle import wait_until
+
 
 def test_collections_survive_a_restart(start_server: Any, tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -60,7 +62,10 @@ def test_periodic_snapshots_write_without_a_shutdown(start_server: Any, tmp_path
         while snapshot.stat().st_size == size_empty and time.monotonic() < deadline:
             time.sleep(0.1)
         assert snapshot.stat().st_size > size_empty
-        assert not [p for p in snapshot.parent.iterdir() if p.name != "snapshot"]
+        # No temporary file is left, and the log the snapshot covers is compacted away.
+        wait_until(lambda: len(list(snapshot.parent.glob("wal-*"))) == 1)
+        names = sorted(p.name for p in snapshot.parent.iterdir())
+        assert names[0] == "snapshot" and names[1].startswith("wal-") and len(names) == 2
 
 
 def test_one_server_per_data_directory(start_server: Any, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class EncoderConfig:
     dim: int | None = None
     metric: Metric | None = None
     batch_size: int = 32
+    # Settings particular to one kind (a TOML sub-table `options = {...}`).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 DEFAULT_ENCODERS = (EncoderConfig(name="minilm", kind="sentence-transformers"),)

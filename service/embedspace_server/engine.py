@@ -128,7 +128,7 @@ class Engine:
             collection = Collection.create(
                 name, encoder, index or DEFAULT_INDEX, metric or enc.info.metric, enc.info.dim
             )
-            self.store.save(collection, force=True)
+            self.store.create(collection)
             self._collections[name] = collection
         return collection.info()
 
@@ -154,7 +154,13 @@ class Engine:
             del self._collections[name]
 
     def snapshot(self) -> int:
-        """Saves every collection that changed since its last save; returns how many."""
+        """Rebuilds indexes heavy with tombstones, then snapshots every collection that
+        changed since its last save (compacting its log); returns how many were saved."""
+        with self._lock:
+            collections = list(self._collections.values())
+        for c in collections:
+            if c.needs_rebuild():
+                c.rebuild()
         with self._lock:
             return sum(self.store.save(c) for c in self._collections.values())
 

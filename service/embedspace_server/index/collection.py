@@ -9,6 +9,7 @@ readers never see a half-applied write.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import threading
@@ -30,6 +31,20 @@ from ..types import (
     UpsertResult,
 )
 from ..vecmath import unit_rows
+from .wal import (
+    OP_DELETE,
+    OP_UPSERT,
+    Journal,
+    decode_delete,
+    decode_upsert,
+    encode_delete,
+    encode_upsert,
+)
+
+log = logging.getLogger(__name__)
+
+# Rebuild an index that cannot remove vectors once this share of it is tombstones.
+REBUILD_FRACTION = 0.2
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -76,6 +91,8 @@ class Collection:
         ids: Mapping[str, int] | None = None,
         metadata: Mapping[str, Metadata] | None = None,
         next_id: int = 0,
+        tombstones: Iterable[int] = (),
+        seq: int = 0,
     ) -> None:
         self.spec = spec
         self.lock = threading.RLock()
@@ -84,8 +101,12 @@ class Collection:
         self._keys: dict[int, str] = {v: k for k, v in self._ids.items()}
         self._metadata: dict[str, Metadata] = dict(metadata or {})
         self._next_id = next_id
+        self.tombstones: set[int] = set(tombstones or ())
         # Bumped on every write; the store saves when it differs from what it saved last.
         self.version = 0
+        # The write-ahead log (set by the store) and the last seq applied.
+        self.journal: Journal | None = None
+        self.seq = seq
         # Set by drop: a write that raced the drop must fail, not vanish.
         self.dropped = False
 
@@ -162,15 +183,16 @@ class Collection:
         excluded = set(exclude)
         queries = self._prepare(queries)
         with self.lock:
-            n = len(self._ids)
-            if n == 0:
+            if not self._ids:
                 return [[] for _ in range(len(queries))]
+            n = self._index.ntotal  # tombstones included
+            excluded_n = len(excluded) + len(self.tombstones)
             allowed = None
             if where:
                 allowed = {key for key, md in self._metadata.items() if _matches(md, where)}
             # Over-fetch so that filters still leave k answers; widen until each query has
             # k hits or has reached min_score.
-            fetch = min(n, k + len(excluded)) if allowed is None else min(n, max(4 * k, 64))
+            fetch = min(n, k + excluded_n) if allowed is None else min(n, max(4 * k, 64))
             while True:
                 with self._faiss_call("search"):
                     scores, ints = self._index.search(queries, fetch)
@@ -196,8 +218,8 @@ class Collection:
         for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
             if i < 0:
                 return out, True
-            key = self._keys[i]
-            if key in excluded or (allowed is not None and key not in allowed):
+            key = self._keys.get(i)
+            if key is None or key in excluded or (allowed is not None and key not in allowed):
                 continue
             score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
             if min_score is not None and score < min_score:
@@ -216,7 +238,7 @@ class Collection:
     def upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
-        """Inserts or replaces items; validates everything before changing anything."""
+        """Inserts or replaces items; validates everything, then logs, then applies."""
         if len(set(keys)) != len(keys):
             seen: set[str] = set()
             dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
@@ -224,29 +246,11 @@ class Collection:
         vectors = self._prepare(vectors)
         with self.lock:
             self._check_live()
-            replaced = [k for k in keys if k in self._ids]
-            if replaced and not self._removable():
-                raise FailedPrecondition(
-                    f"index {self.spec.index!r} cannot replace stored vectors; "
-                    f"ids already stored: {replaced[:5]}"
-                )
             if not self._index.is_trained:
-                self._train(vectors)
-            ints = np.empty(len(keys), np.int64)
-            for j, key in enumerate(keys):
-                ints[j] = self._ids.get(key, self._next_id + j)
-            with self._faiss_call("store vectors"):
-                if replaced:
-                    self._index.remove_ids(np.array([self._ids[k] for k in replaced], np.int64))
-                self._index.add_with_ids(vectors, ints)
-            for j, key in enumerate(keys):
-                if key not in self._ids:
-                    self._ids[key] = int(ints[j])
-                    self._keys[int(ints[j])] = key
-                self._metadata[key] = dict(metadata[j])
-            self._next_id += len(keys)
-            self.version += 1
-            return UpsertResult(inserted=len(keys) - len(replaced), replaced=len(replaced))
+                self._train(vectors)  # deterministic, so replaying the record trains alike
+            if self.journal is not None:
+                self.seq = self.journal.append(OP_UPSERT, encode_upsert(keys, vectors, metadata))
+            return self._apply_upsert(keys, vectors, metadata)
 
     def delete(self, keys: Sequence[str]) -> int:
         with self.lock:
@@ -254,15 +258,103 @@ class Collection:
             present = [k for k in dict.fromkeys(keys) if k in self._ids]
             if not present:
                 return 0
-            if not self._removable():
-                raise FailedPrecondition(f"index {self.spec.index!r} cannot delete vectors")
+            if self.journal is not None:
+                self.seq = self.journal.append(OP_DELETE, encode_delete(present))
+            return self._apply_delete(present)
+
+    def replay(self, seq: int, op: int, body: bytes) -> None:
+        """Applies one record of the write-ahead log (recovery)."""
+        with self.lock:
+            if op == OP_UPSERT:
+                keys, vectors, metadata = decode_upsert(body, self.spec.dim)
+                if not self._index.is_trained:
+                    self._train(vectors)
+                self._apply_upsert(keys, vectors, metadata)
+            elif op == OP_DELETE:
+                self._apply_delete(decode_delete(body))
+            else:
+                raise ValueError(f"unknown log record type {op}")
+            self.seq = seq
+
+    def _apply_upsert(
+        self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
+    ) -> UpsertResult:
+        replaced = [k for k in keys if k in self._ids]
+        ints = np.arange(self._next_id, self._next_id + len(keys), dtype=np.int64)
+        if self._removable():
+            # Replaced items keep their FAISS id, so a later search finds them in place.
+            for j, key in enumerate(keys):
+                ints[j] = self._ids.get(key, ints[j])
+            dead = np.array([self._ids[k] for k in replaced], np.int64)
+            with self._faiss_call("store vectors"):
+                if len(dead):
+                    self._index.remove_ids(dead)
+                self._index.add_with_ids(vectors, ints)
+        else:
+            # Indexes that cannot remove keep the old vector as a tombstone.
+            for key in replaced:
+                self._bury(key)
+            with self._faiss_call("store vectors"):
+                self._index.add_with_ids(vectors, ints)
+        for j, key in enumerate(keys):
+            self._ids[key] = int(ints[j])
+            self._keys[int(ints[j])] = key
+            self._metadata[key] = dict(metadata[j])
+        self._next_id += len(keys)
+        self.version += 1
+        return UpsertResult(inserted=len(keys) - len(replaced), replaced=len(replaced))
+
+    def _apply_delete(self, keys: Sequence[str]) -> int:
+        present = [k for k in keys if k in self._ids]
+        if self._removable():
             with self._faiss_call("delete"):
                 self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
             for key in present:
                 del self._keys[self._ids.pop(key)]
                 self._metadata.pop(key, None)
+        else:
+            for key in present:
+                self._bury(key)
+                self._metadata.pop(key, None)
+        self.version += 1
+        return len(present)
+
+    def _bury(self, key: str) -> None:
+        """Forgets a key whose vector stays in the index, filtered from every answer."""
+        i = self._ids.pop(key)
+        del self._keys[i]
+        self.tombstones.add(i)
+
+    def needs_rebuild(self) -> bool:
+        with self.lock:
+            total = self._index.ntotal
+            return bool(total > 0 and len(self.tombstones) >= REBUILD_FRACTION * total)
+
+    def rebuild(self) -> bool:
+        """Rebuilds the index without its tombstones. The new index is built outside the
+        lock and swapped in only if nothing was written meanwhile; returns whether it was."""
+        with self.lock:
+            if not self.tombstones:
+                return False
+            version = self.version
+            keys, vectors = self.all_vectors()
+            ints = np.array([self._ids[k] for k in keys], np.int64)
+        index = build_index(self.spec)
+        try:
+            if not index.is_trained and len(vectors):
+                index.train(vectors)
+            if len(vectors):
+                index.add_with_ids(vectors, ints)
+        except RuntimeError as e:
+            log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
+            return False
+        with self.lock:
+            if self.version != version or self.dropped:
+                return False
+            self._index = index
+            self.tombstones.clear()
             self.version += 1
-            return len(present)
+            return True
 
     def _check_live(self) -> None:
         if self.dropped:
@@ -270,7 +362,8 @@ class Collection:
 
     def _removable(self) -> bool:
         """Whether the index removes entries keeping the others in order, as the id map
-        needs: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW, Refine do not."""
+        needs: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW and Refine keep
+        deleted vectors as tombstones until a rebuild."""
         faiss = _faiss()
         return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlatCodes)
 
@@ -286,7 +379,8 @@ class Collection:
     # ------------------------------------------------------------ persistence
 
     def state(self) -> tuple[dict[str, Any], Any, int]:
-        """A consistent copy of everything to persist: (header, index bytes, version)."""
+        """A consistent copy of everything to persist: (header, index bytes, version).
+        Call it holding the lock to do more in the same consistent moment."""
         with self.lock:
             header = {
                 "spec": {
@@ -297,8 +391,10 @@ class Collection:
                     "dim": self.spec.dim,
                 },
                 "next_id": self._next_id,
+                "seq": self.seq,
                 "ids": self._ids,
                 "metadata": self._metadata,
+                "tombstones": sorted(self.tombstones),
             }
             blob = _faiss().serialize_index(self._index)
             return _deep_copy_json(header), blob, self.version
@@ -308,7 +404,10 @@ class Collection:
         s = header["spec"]
         spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]))
         index = _faiss().deserialize_index(blob)
-        return cls(spec, index, header["ids"], header["metadata"], int(header["next_id"]))
+        return cls(
+            spec, index, header["ids"], header["metadata"], int(header["next_id"]),
+            header.get("tombstones", ()), int(header.get("seq", 0)),
+        )  # fmt: skip
 
 
 def _deep_copy_json(header: dict[str, Any]) -> dict[str, Any]:
