@@ -48,7 +48,10 @@ class Settings:
     max_k: int = 1000
     max_batch: int = 1024
     max_query_terms: int = 256
+    max_text_chars: int = 20_000
     max_message_bytes: int = 64 * 1024 * 1024
+    # Calls waiting for or running in the worker pool; past this, RESOURCE_EXHAUSTED.
+    max_pending: int = 64
     # Persistence and lifecycle.
     snapshot_interval_s: float = 30.0
     grace_period_s: float = 10.0
@@ -76,6 +79,8 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "max_k": (1, None),
     "max_batch": (1, None),
     "max_query_terms": (1, None),
+    "max_text_chars": (1, None),
+    "max_pending": (1, None),
     "max_message_bytes": (1024, 2**31 - 1),
     "grace_period_s": (0, None),
     "workers": (1, None),

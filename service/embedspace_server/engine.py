@@ -109,7 +109,9 @@ class Engine:
 
     def embed(self, encoder: str, items: Sequence[Item]) -> FloatArray:
         self._check_batch(len(items), "items")
-        return self.registry.get(encoder).encode(items)
+        enc = self.registry.get(encoder)
+        self._check_texts(items)
+        return enc.encode(items)
 
     # ------------------------------------------------------------ collections
 
@@ -181,6 +183,7 @@ class Engine:
                 vectors[i] = point.vector
             else:
                 to_embed.append(i)
+                self._check_texts([point.item], [f"point {point.id!r}"])
         if to_embed:
             space = self._space(collection)
             items = [points[i].item for i in to_embed]
@@ -337,6 +340,16 @@ class Engine:
 
     # ------------------------------------------------------------ helpers
 
+    def _check_texts(self, items: Sequence[Item | None], labels: Sequence[str] = ()) -> None:
+        limit = self.limits.max_text_chars
+        for i, item in enumerate(items):
+            if isinstance(item, Text) and len(item.text) > limit:
+                label = labels[i] if labels else f"item {i}"
+                raise InvalidInput(
+                    f"{label} is a text of {len(item.text)} characters; at most {limit} "
+                    "(max_text_chars)"
+                )
+
     def _check_k(self, k: int) -> None:
         if not 1 <= k <= self.limits.max_k:
             raise InvalidInput(f"k must be between 1 and {self.limits.max_k}; got {k}")
@@ -388,6 +401,7 @@ class Engine:
         for q in queries:
             budget[0] = self.limits.max_query_terms  # per query
             collect(q, 0)
+        self._check_texts(items)
         embedded = iter(space.embed(items)) if items else iter(())
 
         def value(q: Query) -> npt.NDArray[np.floating]:

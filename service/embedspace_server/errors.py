@@ -37,3 +37,15 @@ class FailedPrecondition(EmbedspaceServerError):
 
 class Unavailable(EmbedspaceServerError):
     """The server is not ready or is shutting down."""
+
+
+class Overloaded(EmbedspaceServerError):
+    """Too much work is pending; the caller should back off."""
+
+
+class Cancelled(EmbedspaceServerError):
+    """The caller gave up (cancelled, or its deadline passed) before the work started."""
+
+
+class Unauthenticated(EmbedspaceServerError):
+    """No token, or a wrong one."""

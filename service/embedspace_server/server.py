@@ -57,7 +57,7 @@ class EmbedspaceServer:
         self._given = encoders
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="embedspace")
         self.health = health_aio.HealthServicer()
-        self.servicer = EmbedspaceServicer(self.pool)
+        self.servicer = EmbedspaceServicer(self.pool, settings.max_pending)
         self.store: CollectionStore | None = None
         self.engine: Engine | None = None
         self.port = 0

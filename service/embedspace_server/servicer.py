@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -15,7 +17,7 @@ from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 
 from . import convert
 from .engine import Engine
-from .errors import EmbedspaceServerError, InvalidInput, Unavailable
+from .errors import Cancelled, EmbedspaceServerError, InvalidInput, Overloaded, Unavailable
 from .status import INTERNAL_MESSAGE, status_of
 
 log = logging.getLogger(__name__)
@@ -69,14 +71,34 @@ def _handler(
     async def wrapper(
         self: EmbedspaceServicer, request: Req, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Resp:
+        stop = threading.Event()  # set when the caller gives up: queued work then never starts
         try:
             if isinstance(request, Malformed):
                 raise InvalidInput(request.message)
             engine = self.engine
             if engine is None:
                 raise Unavailable("the server is starting: encoders are still loading")
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, fn, self, engine, request)
+            if self.pending >= self.max_pending:
+                raise Overloaded(
+                    f"the server is busy: {self.pending} calls are waiting or running "
+                    f"(max_pending {self.max_pending}); retry later"
+                )
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else time.monotonic() + remaining
+
+            def job() -> Resp:
+                if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
+                    raise Cancelled("the call was cancelled or its deadline passed while queued")
+                return fn(self, engine, request)
+
+            self.pending += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.pool, job)
+            finally:
+                self.pending -= 1
+        except asyncio.CancelledError:
+            stop.set()
+            raise
         except EmbedspaceServerError as e:
             await context.abort(status_of(e), str(e))
         except Exception:
@@ -88,8 +110,10 @@ def _handler(
 
 
 class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
-    def __init__(self, pool: Executor) -> None:
+    def __init__(self, pool: Executor, max_pending: int = 64) -> None:
         self.pool = pool
+        self.max_pending = max_pending
+        self.pending = 0  # calls handed to the pool and not finished (event-loop only)
         self.engine: Engine | None = None  # set once encoders are loaded
 
     @_handler

@@ -12,6 +12,9 @@ _TABLE: tuple[tuple[type[errors.EmbedspaceServerError], grpc.StatusCode], ...] =
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Cancelled, grpc.StatusCode.CANCELLED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )
 
 INTERNAL_MESSAGE = "internal error; the server log has the details"
