@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import grpc
@@ -66,19 +68,43 @@ def _service_config(retries: int) -> str:
     return json.dumps({"methodConfig": [{"name": [{"service": SERVICE}], "retryPolicy": policy}]})
 
 
+def _pem(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
 class _Base:
+    """Settings shared by both clients.
+
+    TLS: pass `tls=True` (system roots), or `root_certificates` (the server's CA), and for
+    mutual TLS `private_key` and `certificate_chain`; each is PEM bytes or a file path.
+    `credentials` takes any grpc.ChannelCredentials instead. `token` is sent as
+    `authorization: Bearer <token>` on every call.
+    """
+
     def __init__(
         self,
         target: str = "127.0.0.1:50051",
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | str | os.PathLike[str] | None = None,
+        private_key: bytes | str | os.PathLike[str] | None = None,
+        certificate_chain: bytes | str | os.PathLike[str] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         retries: int = 4,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.target = target
         self.timeout = timeout
+        pems = (root_certificates, private_key, certificate_chain)
+        if credentials is None and (tls or any(p is not None for p in pems)):
+            credentials = grpc.ssl_channel_credentials(*(_pem(p) for p in pems))
         self._credentials = credentials
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", _service_config(retries)),
@@ -117,7 +143,8 @@ class Client(_Base):
             self._stub = pb_grpc.EmbedspaceStub(self._channel)
             self._state = _State.OPENED
         try:
-            response = getattr(self._stub, op.method)(op.request, timeout=self._timeout(timeout))
+            call = getattr(self._stub, op.method)
+            response = call(op.request, timeout=self._timeout(timeout), metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return op.parse(response)
@@ -273,7 +300,9 @@ class AsyncClient(_Base):
             self._state = _State.OPENED
         try:
             call = getattr(self._stub, op.method)
-            response = await call(op.request, timeout=self._timeout(timeout))
+            response = await call(
+                op.request, timeout=self._timeout(timeout), metadata=self._metadata
+            )
         except grpc.aio.AioRpcError as e:
             raise from_rpc_error(e) from None
         return op.parse(response)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -25,14 +26,39 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default 50051)")
     serve.add_argument("--data-dir", help="where collections are stored (default ./data)")
 
-    health = sub.add_parser("health", help="exit 0 if the server reports SERVING")
-    health.add_argument("--target", default=DEFAULT_TARGET)
+    def connection(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        env = os.environ.get
+        p.add_argument(
+            "--target",
+            default=env("EMBEDSPACE_TARGET", DEFAULT_TARGET),
+            help=f"HOST:PORT (EMBEDSPACE_TARGET; default {DEFAULT_TARGET})",
+        )
+        p.add_argument(
+            "--token", default=env("EMBEDSPACE_TOKEN"), help="bearer token (EMBEDSPACE_TOKEN)"
+        )
+        p.add_argument("--tls", action="store_true", help="TLS with the system's roots")
+        p.add_argument(
+            "--tls-ca",
+            default=env("EMBEDSPACE_TLS_CA"),
+            help="the server's CA certificate, PEM (EMBEDSPACE_TLS_CA)",
+        )
+        p.add_argument(
+            "--tls-cert",
+            default=env("EMBEDSPACE_TLS_CLIENT_CERT"),
+            help="client certificate for mutual TLS (EMBEDSPACE_TLS_CLIENT_CERT)",
+        )
+        p.add_argument(
+            "--tls-key",
+            default=env("EMBEDSPACE_TLS_CLIENT_KEY"),
+            help="client key for mutual TLS (EMBEDSPACE_TLS_CLIENT_KEY)",
+        )
+        return p
+
+    health = connection(sub.add_parser("health", help="exit 0 if the server reports SERVING"))
     health.add_argument("--timeout", type=float, default=3.0)
 
     def client_command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        p.add_argument("--target", default=DEFAULT_TARGET, help=f"default {DEFAULT_TARGET}")
-        return p
+        return connection(sub.add_parser(name, help=help))
 
     client_command("encoders", help="list the server's encoders")
     client_command("collections", help="list collections")
@@ -83,7 +109,13 @@ def _health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    credentials = _credentials(args)
+    channel = (
+        grpc.secure_channel(args.target, credentials)
+        if credentials
+        else grpc.insecure_channel(args.target)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
@@ -106,7 +138,7 @@ def _client(args: argparse.Namespace) -> int:
         print(json.dumps(value, default=str))
 
     try:
-        with Client(args.target) as es:
+        with Client(args.target, token=args.token, credentials=_credentials(args)) as es:
             if args.command == "encoders":
                 for info in es.encoders():
                     show(info)
@@ -129,6 +161,22 @@ def _client(args: argparse.Namespace) -> int:
         print(f"embedspace: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    """Channel credentials from the TLS flags, or None for plaintext."""
+    import grpc
+
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+
+    def read(path: str | None) -> bytes | None:
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    return grpc.ssl_channel_credentials(read(args.tls_ca), read(args.tls_key), read(args.tls_cert))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

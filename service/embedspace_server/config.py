@@ -61,6 +61,12 @@ class Settings:
     torch_threads: int = 0
     reflection: bool = True
     log_level: str = "INFO"
+    # Security. tokens: comma-separated bearer tokens; empty means no authentication.
+    tokens: str = field(default="", repr=False)
+    public_reflection: bool = False  # reflection without a token (health never needs one)
+    tls_cert: str = ""  # PEM files; cert and key turn TLS on
+    tls_key: str = ""
+    tls_client_ca: str = ""  # clients must present a certificate from this CA (mTLS)
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():

@@ -15,10 +15,11 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .auth import TokenInterceptor, server_credentials, tokens_of
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
 from .engine import Engine
-from .errors import FailedPrecondition
+from .errors import FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .servicer import SERVICE, EmbedspaceServicer, add_to_server
 
@@ -70,12 +71,15 @@ class EmbedspaceServer:
         # Take the data directory first: a second server on it fails before binding.
         self.store = CollectionStore(s.data_dir)
         limit = s.max_message_bytes
+        tokens = tokens_of(s)
+        interceptors = [TokenInterceptor(tokens, public_reflection=s.public_reflection)]
         server = grpc.aio.server(
+            interceptors=interceptors if tokens else None,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         add_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -84,13 +88,23 @@ class EmbedspaceServer:
             reflection.enable_server_reflection(names, server)
         await self._set_health(NOT_SERVING)
         try:
-            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
-        except RuntimeError as e:
+            credentials = server_credentials(s)
+            address = f"{s.host}:{s.port}"
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
+        except (RuntimeError, InvalidInput) as e:
             self.store.close()
             raise FailedPrecondition(f"cannot listen on {s.host}:{s.port}: {e}") from None
         self._server = server
         await server.start()
         log.info("listening on %s:%d (NOT_SERVING until encoders are loaded)", s.host, self.port)
+        log.info(
+            "security: TLS %s; %s",
+            ("with client certificates" if s.tls_client_ca else "on") if s.tls_cert else "off",
+            f"bearer tokens required ({len(tokens)} configured)" if tokens else "no authentication",
+        )
         encoders = self._given
         if encoders is None:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
