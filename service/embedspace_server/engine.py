@@ -46,6 +46,7 @@ from .vecmath import check_vector, unit_rows
 
 MAX_QUERY_DEPTH = 16
 DEFAULT_INDEX = "Flat"
+MAX_ID_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,10 @@ class Engine:
         for i, point in enumerate(points):
             if not point.id:
                 raise InvalidInput(f"point {i} has an empty id")
+            if len(point.id) > MAX_ID_CHARS:
+                raise InvalidInput(
+                    f"point {i} has an id of {len(point.id)} characters; at most {MAX_ID_CHARS}"
+                )
             if (point.item is None) == (point.vector is None):
                 raise InvalidInput(f"point {point.id!r} needs exactly one of an item or a vector")
             if point.vector is not None:

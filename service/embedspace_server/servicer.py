@@ -62,6 +62,12 @@ def add_to_server(servicer: EmbedspaceServicer, server: grpc.aio.Server) -> None
     server.add_registered_method_handlers(SERVICE.full_name, handlers)  # type: ignore[attr-defined]
 
 
+def _clip(message: str, limit: int = 2000) -> str:
+    """Error details travel in trailers, whose size gRPC limits (16 KiB by default); a
+    message quoting a huge input is cut."""
+    return message if len(message) <= limit else message[: limit - 20] + " ...(cut)"
+
+
 def _handler(
     fn: Callable[[EmbedspaceServicer, Engine, Req], Resp],
 ) -> Callable[[EmbedspaceServicer, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
@@ -100,7 +106,7 @@ def _handler(
             stop.set()
             raise
         except EmbedspaceServerError as e:
-            await context.abort(status_of(e), str(e))
+            await context.abort(status_of(e), _clip(str(e)))
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
