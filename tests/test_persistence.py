@@ -75,3 +75,48 @@ def test_one_server_per_data_directory(start_server: Any, tmp_path: Path) -> Non
         pytest.raises(FailedPrecondition, match="in use by another embedspace server"),
     ):
         CollectionStore(data)
+
+
+def test_backup_while_serving_and_restore_gives_the_same_answers(
+    start_server: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    from embedspace import AlreadyExists, InvalidArgument, NotFound
+
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    with start_server(tmp_path / "data") as server, Client(server.target) as es:
+        es.create_collection("live", "vec8")
+        es.upsert("live", [f"a{i}" for i in range(300)], vectors=vectors)
+        stop = threading.Event()
+
+        def keep_writing() -> None:  # writes racing the backup
+            with Client(server.target) as w:
+                i = 0
+                while not stop.is_set():
+                    w.upsert("live", [f"w{i}"], vectors=rng.normal(size=(1, 8)))
+                    i += 1
+
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        info = es.backup("live", "nightly")
+        stop.set()
+        writer.join(10)
+        assert info.name == "nightly" and Path(info.path).is_file()
+        assert 300 <= info.count <= es.describe("live").count
+        restored = es.restore("nightly", "copy")
+        assert restored.count == info.count
+        for q in vectors[:5]:
+            got = es.search("copy", q, k=10, exclude=[f"w{i}" for i in range(10_000)])
+            want = es.search("live", q, k=10, exclude=[f"w{i}" for i in range(10_000)])
+            assert got == want
+        assert es.backup("live").name.startswith("live-")
+        with pytest.raises(AlreadyExists):
+            es.restore("nightly", "copy")
+        with pytest.raises(NotFound):
+            es.restore("no-such-backup", "x")
+        with pytest.raises(InvalidArgument, match="backup name"):
+            es.backup("live", "../escape")
+    with start_server(tmp_path / "data") as server, Client(server.target) as es:
+        assert es.describe("copy").count == info.count  # the restored collection persists

@@ -18,7 +18,8 @@ def test_public_names_are_pinned() -> None:
 
     assert sorted(embedspace.__all__) == sorted(
         [
-            "USE_CLIENT_DEFAULT", "AlreadyExists", "Analogy", "AsyncClient", "Cancelled",
+            "USE_CLIENT_DEFAULT", "AlreadyExists", "Analogy", "AsyncClient", "BackupInfo",
+            "Cancelled",
             "Client", "ClientClosed", "CollectionInfo", "DeadlineExceeded", "EmbedspaceError",
             "EncoderInfo", "FailedPrecondition", "Internal", "InvalidArgument", "Item",
             "Neighbor", "NotFound", "PermissionDenied", "Provenance", "Query", "Ref",
@@ -42,7 +43,8 @@ def test_client_and_async_client_have_the_same_calls() -> None:
     sync, aio = _public(Client), _public(AsyncClient)
     assert set(sync) == set(aio)
     assert {"encoders", "embed", "create_collection", "collections", "describe",
-            "drop_collection", "upsert", "get", "delete", "search", "distance", "analogy",
+            "drop_collection", "backup", "restore", "upsert", "get", "delete", "search",
+            "distance", "analogy",
             "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
     for name in sync:
         assert sync[name] == aio[name], name

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._client import USE_CLIENT_DEFAULT, AsyncClient, Client
 from ._types import (
     Analogy,
+    BackupInfo,
     CollectionInfo,
     EncoderInfo,
     Item,
@@ -46,6 +47,7 @@ __all__ = [
     "AlreadyExists",
     "Analogy",
     "AsyncClient",
+    "BackupInfo",
     "Cancelled",
     "Client",
     "ClientClosed",

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from . import _convert as ops
 from ._types import (
     Analogy,
+    BackupInfo,
     CollectionInfo,
     EncoderInfo,
     Item,
@@ -194,6 +195,18 @@ class Client(_Base):
     def drop_collection(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> None:
         return self._run(ops.drop_collection(name), timeout)
 
+    def backup(
+        self, collection: str, name: str | None = None, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> BackupInfo:
+        """Writes a consistent snapshot of a collection into the server's backup folder."""
+        return self._run(ops.backup(collection, name), timeout)
+
+    def restore(
+        self, name: str, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> CollectionInfo:
+        """Creates `collection` from the backup `name`."""
+        return self._run(ops.restore(name, collection), timeout)
+
     def upsert(
         self,
         collection: str,
@@ -349,6 +362,18 @@ class AsyncClient(_Base):
 
     async def drop_collection(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> None:
         return await self._run(ops.drop_collection(name), timeout)
+
+    async def backup(
+        self, collection: str, name: str | None = None, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> BackupInfo:
+        """Writes a consistent snapshot of a collection into the server's backup folder."""
+        return await self._run(ops.backup(collection, name), timeout)
+
+    async def restore(
+        self, name: str, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> CollectionInfo:
+        """Creates `collection` from the backup `name`."""
+        return await self._run(ops.restore(name, collection), timeout)
 
     async def upsert(
         self,

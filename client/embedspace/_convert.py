@@ -15,6 +15,7 @@ import numpy as np
 from . import _wire
 from ._types import (
     Analogy,
+    BackupInfo,
     CollectionInfo,
     EncoderInfo,
     Item,
@@ -159,6 +160,15 @@ def describe(name: str) -> Op[CollectionInfo]:
 
 def drop_collection(name: str) -> Op[None]:
     return Op("DropCollection", pb.DropCollectionRequest(name=name), lambda r: None)
+
+
+def backup(collection: str, name: str | None) -> Op[BackupInfo]:
+    request = pb.BackupRequest(collection=collection, name=name or "")
+    return Op("Backup", request, lambda r: BackupInfo(r.name, r.path, r.count))
+
+
+def restore(name: str, collection: str) -> Op[CollectionInfo]:
+    return Op("Restore", pb.RestoreRequest(name=name, collection=collection), collection_info)
 
 
 def upsert(

@@ -86,6 +86,15 @@ class StoredItem:
 
 
 @dataclass(frozen=True)
+class BackupInfo:
+    """Where the server wrote a backup: `name` restores it."""
+
+    name: str
+    path: str
+    count: int
+
+
+@dataclass(frozen=True)
 class UpsertResult:
     inserted: int
     replaced: int

@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("collection")
     search.add_argument("text")
     search.add_argument("-k", type=int, default=10)
+    backup = client_command("backup", help="snapshot a collection into the server's backups")
+    backup.add_argument("collection")
+    backup.add_argument("--name", help="backup name (default: COLLECTION-<UTC time>)")
+    restore = client_command("restore", help="create a collection from a backup")
+    restore.add_argument("name")
+    restore.add_argument("collection")
     analogy = client_command("analogy", help="positive - negative, e.g. king woman -n man")
     analogy.add_argument("collection")
     analogy.add_argument("positive", nargs="+", help="texts that add")
@@ -151,6 +157,10 @@ def _client(args: argparse.Namespace) -> int:
             elif args.command == "search":
                 for hit in es.search(args.collection, args.text, args.k):
                     show(hit)
+            elif args.command == "backup":
+                show(es.backup(args.collection, args.name))
+            elif args.command == "restore":
+                show(es.restore(args.name, args.collection))
             elif args.command == "analogy":
                 answer = es.analogy(
                     args.collection, args.positive, args.negative, args.k, method=args.method

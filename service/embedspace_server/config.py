@@ -43,6 +43,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 50051
     data_dir: Path = Path("data")
+    backup_dir: Path | None = None  # default: <data_dir>/backups
     encoders: tuple[EncoderConfig, ...] = DEFAULT_ENCODERS
     # Request limits.
     max_k: int = 1000
@@ -109,7 +110,7 @@ def _coerce(name: str, raw: Any) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        if isinstance(default, Path):
+        if isinstance(default, Path) or name.endswith("_dir"):
             return Path(raw)
         return type(default)(raw)
     except (TypeError, ValueError):

@@ -6,6 +6,7 @@ Every malformed field becomes InvalidInput naming the field.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 from embedspace import _wire
@@ -169,6 +170,10 @@ def list_encoders_response(infos: list[EncoderInfo]) -> pb.ListEncodersResponse:
 
 def list_collections_response(infos: list[CollectionInfo]) -> pb.ListCollectionsResponse:
     return pb.ListCollectionsResponse(collections=[collection_info(c) for c in infos])
+
+
+def backup_response(name: str, path: Path, count: int) -> pb.BackupResponse:
+    return pb.BackupResponse(name=name, path=str(path), count=count)
 
 
 def drop_collection_response() -> pb.DropCollectionResponse:

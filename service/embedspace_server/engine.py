@@ -4,9 +4,12 @@ collections. It knows nothing of gRPC; every method is blocking and thread-safe.
 
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +24,8 @@ from .errors import (
     NotFound,
 )
 from .index import Collection, CollectionStore
+from .index.collection import check_name
+from .index.store import read_snapshot
 from .types import (
     AnalogyResult,
     CollectionInfo,
@@ -46,6 +51,7 @@ from .vecmath import check_vector, unit_rows
 
 MAX_QUERY_DEPTH = 16
 DEFAULT_INDEX = "Flat"
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_ID_CHARS = 1024
 
 
@@ -155,6 +161,39 @@ class Engine:
         with self._lock:
             self.store.drop(self.collection(name))
             del self._collections[name]
+
+    def backup(self, collection: str, name: str = "") -> tuple[str, Path, int]:
+        """Writes a consistent snapshot of a collection into the backup folder while the
+        server keeps serving; returns (name, path, count)."""
+        coll = self.collection(collection)
+        if not name:
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            name = f"{collection}-{stamp}"
+        path = self._backup_path(name)
+        count = self.store.backup(coll, path)
+        return name, path, count
+
+    def restore(self, name: str, collection: str) -> CollectionInfo:
+        """Creates `collection` from a backup."""
+        path = self._backup_path(name)
+        if not path.is_file():
+            raise NotFound(f"no backup named {name!r} in {str(path.parent)!r}")
+        check_name(collection)
+        restored = read_snapshot(path, collection)
+        with self._lock:
+            if collection in self._collections:
+                raise AlreadyExists(f"collection {collection!r} already exists")
+            self.store.create(restored)
+            self._collections[collection] = restored
+        return restored.info()
+
+    def _backup_path(self, name: str) -> Path:
+        if not BACKUP_NAME.match(name) or name in (".", ".."):
+            raise InvalidInput(
+                f"backup name {name!r} is invalid: use 1-128 characters of [A-Za-z0-9_.-]"
+            )
+        folder = self.limits.backup_dir or self.limits.data_dir / "backups"
+        return Path(folder) / name
 
     def snapshot(self) -> int:
         """Rebuilds indexes heavy with tombstones, then snapshots every collection that

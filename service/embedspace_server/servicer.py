@@ -163,6 +163,14 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         return convert.drop_collection_response()
 
     @_handler
+    def Backup(self, engine: Engine, request: pb.BackupRequest) -> pb.BackupResponse:
+        return convert.backup_response(*engine.backup(request.collection, request.name))
+
+    @_handler
+    def Restore(self, engine: Engine, request: pb.RestoreRequest) -> pb.CollectionInfo:
+        return convert.collection_info(engine.restore(request.name, request.collection))
+
+    @_handler
     def Upsert(self, engine: Engine, request: pb.UpsertRequest) -> pb.UpsertResponse:
         result = engine.upsert(request.collection, convert.upsert_points(request))
         return convert.upsert_response(result)

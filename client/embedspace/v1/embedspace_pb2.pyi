@@ -236,6 +236,32 @@ class DropCollectionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class BackupRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class BackupResponse(_message.Message):
+    __slots__ = ("name", "path", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    count: int
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("name", "collection")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    collection: str
+    def __init__(self, name: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
 class UpsertPoint(_message.Message):
     __slots__ = ("id", "item", "vector", "metadata")
     class MetadataEntry(_message.Message):

@@ -64,6 +64,16 @@ class EmbedspaceStub:
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.DropCollectionRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.DropCollectionResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_unary(
+                '/embedspace.v1.Embedspace/Backup',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.FromString,
+                _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/embedspace.v1.Embedspace/Restore',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.RestoreRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.CollectionInfo.FromString,
+                _registered_method=True)
         self.Upsert = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Upsert',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.SerializeToString,
@@ -143,6 +153,21 @@ class EmbedspaceServicer:
 
     def DropCollection(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Backup(self, request, context):
+        """Writes a consistent snapshot of a collection into the server's backup folder
+        while the server keeps serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restore(self, request, context):
+        """Creates a collection from a backup.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -233,6 +258,16 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     servicer.DropCollection,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.DropCollectionRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.DropCollectionResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_unary_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.RestoreRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.CollectionInfo.SerializeToString,
             ),
             'Upsert': grpc.unary_unary_rpc_method_handler(
                     servicer.Upsert,
@@ -437,6 +472,60 @@ class Embedspace:
             '/embedspace.v1.Embedspace/DropCollection',
             embedspace_dot_v1_dot_embedspace__pb2.DropCollectionRequest.SerializeToString,
             embedspace_dot_v1_dot_embedspace__pb2.DropCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/Backup',
+            embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/Restore',
+            embedspace_dot_v1_dot_embedspace__pb2.RestoreRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,12 @@ class EmbedspaceStub:
     ListCollections: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.ListCollectionsRequest, _embedspace_pb2.ListCollectionsResponse]
     DescribeCollection: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DescribeCollectionRequest, _embedspace_pb2.CollectionInfo]
     DropCollection: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DropCollectionRequest, _embedspace_pb2.DropCollectionResponse]
+    Backup: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupResponse]
+    """Writes a consistent snapshot of a collection into the server's backup folder
+    while the server keeps serving.
+    """
+    Restore: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.RestoreRequest, _embedspace_pb2.CollectionInfo]
+    """Creates a collection from a backup."""
     Upsert: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]
     """Inserts or replaces items by id."""
     Get: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]
@@ -73,6 +79,12 @@ class EmbedspaceAsyncStub(EmbedspaceStub):
     ListCollections: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.ListCollectionsRequest, _embedspace_pb2.ListCollectionsResponse]  # type: ignore[assignment]
     DescribeCollection: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DescribeCollectionRequest, _embedspace_pb2.CollectionInfo]  # type: ignore[assignment]
     DropCollection: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DropCollectionRequest, _embedspace_pb2.DropCollectionResponse]  # type: ignore[assignment]
+    Backup: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupResponse]  # type: ignore[assignment]
+    """Writes a consistent snapshot of a collection into the server's backup folder
+    while the server keeps serving.
+    """
+    Restore: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.RestoreRequest, _embedspace_pb2.CollectionInfo]  # type: ignore[assignment]
+    """Creates a collection from a backup."""
     Upsert: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]  # type: ignore[assignment]
     """Inserts or replaces items by id."""
     Get: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]  # type: ignore[assignment]
@@ -132,6 +144,24 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         request: _embedspace_pb2.DropCollectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.DropCollectionResponse, _abc.Awaitable[_embedspace_pb2.DropCollectionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Backup(
+        self,
+        request: _embedspace_pb2.BackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.BackupResponse, _abc.Awaitable[_embedspace_pb2.BackupResponse]]:
+        """Writes a consistent snapshot of a collection into the server's backup folder
+        while the server keeps serving.
+        """
+
+    @_abc_1.abstractmethod
+    def Restore(
+        self,
+        request: _embedspace_pb2.RestoreRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.CollectionInfo, _abc.Awaitable[_embedspace_pb2.CollectionInfo]]:
+        """Creates a collection from a backup."""
 
     @_abc_1.abstractmethod
     def Upsert(

@@ -147,6 +147,13 @@ class CollectionStore:
             fsync_dir(self._dir)
         shutil.rmtree(trash, ignore_errors=True)
 
+    def backup(self, collection: Collection, path: Path) -> int:
+        """Writes a consistent snapshot of the collection to `path`; returns its count."""
+        header, blob, _ = collection.state()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_snapshot(path, header, blob)
+        return len(header["ids"])
+
 
 def _write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
     encoded = json.dumps(header, separators=(",", ":")).encode()
@@ -155,8 +162,9 @@ def _write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
     )
 
 
-def read_snapshot(path: Path) -> Collection:
-    """Loads one snapshot; an unreadable one stops the server rather than lose data."""
+def read_snapshot(path: Path, name: str | None = None) -> Collection:
+    """Loads one snapshot (under another name, if given); an unreadable one stops the
+    server rather than lose data."""
     try:
         data = path.read_bytes()
         if not data.startswith(MAGIC):
@@ -166,6 +174,8 @@ def read_snapshot(path: Path) -> Collection:
         offset += 8
         header = json.loads(data[offset : offset + size])
         blob = np.frombuffer(data, np.uint8, offset=offset + size).copy()
+        if name is not None:
+            header["spec"]["name"] = name
         return Collection.from_state(header, blob)
     except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
         raise FailedPrecondition(
