@@ -58,8 +58,16 @@ class Settings:
     grace_period_s: float = 10.0
     # Threads: blocking work (forward passes, FAISS) runs in a pool of `workers`;
     # torch gets `torch_threads` intra-op threads (0 leaves torch's default).
-    workers: int = 4
+    workers: int = 32
     torch_threads: int = 0
+    faiss_threads: int = 0  # OpenMP threads for FAISS; 0 leaves its default
+    # Dynamic batching: concurrent embeds of one encoder share a forward pass of at most
+    # embed_batch items, and concurrent searches of one collection a FAISS call of at most
+    # search_batch queries; a lone call waits at most *_wait_ms for company. 1 turns it off.
+    embed_batch: int = 64
+    embed_wait_ms: float = 2.0
+    search_batch: int = 64
+    search_wait_ms: float = 1.0
     reflection: bool = True
     log_level: str = "INFO"
     # Security. tokens: comma-separated bearer tokens; empty means no authentication.
@@ -91,6 +99,11 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "max_message_bytes": (1024, 2**31 - 1),
     "grace_period_s": (0, None),
     "workers": (1, None),
+    "faiss_threads": (0, None),
+    "embed_batch": (1, None),
+    "embed_wait_ms": (0, 1000),
+    "search_batch": (1, None),
+    "search_wait_ms": (0, 1000),
     "torch_threads": (0, None),
 }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from .batching import MicroBatcher
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry
 from .errors import (
@@ -40,6 +41,7 @@ from .types import (
     Neighbor,
     OddOneOut,
     Query,
+    Scalar,
     StoredItem,
     SumQuery,
     Text,
@@ -108,6 +110,7 @@ class Engine:
         self.limits = settings or Settings()
         self._collections: dict[str, Collection] = store.load_all()
         self._lock = threading.Lock()  # guards the set of collections and snapshots
+        self._coalescers: dict[str, _Coalescer] = {}
 
     # ------------------------------------------------------------ encoders
 
@@ -262,10 +265,31 @@ class Engine:
             raise InvalidInput(f"min_score must be a finite number; got {min_score}")
         space = self._space(collection, need_collection=True)
         assert space.collection is not None
-        vector = self._resolve(space, [query])
-        return space.collection.search(
-            vector, k, exclude=exclude, where=where, min_score=min_score
-        )[0]
+        vector = self._resolve(space, [query])[0]
+        if self.limits.search_batch <= 1:
+            return space.collection.search(
+                vector[None], k, exclude=exclude, where=where, min_score=min_score
+            )[0]
+        request = _SearchRequest(vector, k, tuple(exclude), dict(where or {}), min_score)
+        return self._coalescer(space.collection).submit([request])[0]
+
+    def _coalescer(self, coll: Collection) -> MicroBatcher[_SearchRequest, list[Neighbor]]:
+        """The search batcher of a collection: concurrent searches share FAISS calls."""
+        with self._lock:
+            batcher = self._coalescers.get(coll.spec.name)
+            if batcher is None or batcher.collection is not coll:
+                if batcher is not None:
+                    batcher.close()
+                batcher = _Coalescer(coll, self.limits)
+                self._coalescers[coll.spec.name] = batcher
+            return batcher
+
+    def close(self) -> None:
+        """Stops the batch threads."""
+        with self._lock:
+            for batcher in self._coalescers.values():
+                batcher.close()
+            self._coalescers.clear()
 
     def distance(
         self,
@@ -471,6 +495,51 @@ class Engine:
         if not np.isfinite(out).all():
             raise InvalidInput("the query's vector overflows float32")
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class _SearchRequest:
+    vector: FloatArray
+    k: int
+    exclude: tuple[str, ...]
+    where: dict[str, Scalar]
+    min_score: float | None
+
+    def group(self) -> tuple[object, ...]:
+        return (self.k, self.exclude, tuple(sorted(self.where.items())), self.min_score)
+
+
+class _Coalescer(MicroBatcher[_SearchRequest, list[Neighbor]]):
+    """Concurrent searches on one collection gathered into one FAISS call per set of
+    parameters (k, exclusions, filter, min_score): each caller gets exactly the answer a
+    search of its own would give."""
+
+    def __init__(self, collection: Collection, settings: Settings) -> None:
+        self.collection = collection
+        super().__init__(
+            self._search_all,
+            max_items=settings.search_batch,
+            max_wait_s=settings.search_wait_ms / 1000,
+            name=f"search-{collection.spec.name}",
+        )
+
+    def _search_all(self, requests: list[_SearchRequest]) -> list[list[Neighbor]]:
+        answers: list[list[Neighbor]] = [[] for _ in requests]
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.group(), []).append(i)
+        for members in groups.values():
+            first = requests[members[0]]
+            hits = self.collection.search(
+                np.stack([requests[i].vector for i in members]),
+                first.k,
+                exclude=first.exclude,
+                where=first.where,
+                min_score=first.min_score,
+            )
+            for i, h in zip(members, hits, strict=True):
+                answers[i] = h
+        return answers
 
 
 def _check_weights(weights: Sequence[float]) -> None:

@@ -16,12 +16,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .auth import TokenInterceptor, server_credentials, tokens_of
+from .batching import BatchedEncoder
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
 from .engine import Engine
 from .errors import FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .servicer import SERVICE, EmbedspaceServicer, add_to_server
+from .types import ItemKind
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class EmbedspaceServer:
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._snapshots: asyncio.Task[None] | None = None
+        self._batched: list[BatchedEncoder] = []
 
     async def start(self) -> int:
         s = self.settings
@@ -108,6 +111,17 @@ class EmbedspaceServer:
         encoders = self._given
         if encoders is None:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
+        if s.faiss_threads > 0:
+            import faiss
+
+            faiss.omp_set_num_threads(s.faiss_threads)
+        self._batched = [
+            BatchedEncoder(e, max_items=s.embed_batch, max_wait_s=s.embed_wait_ms / 1000)
+            for e in encoders
+            if s.embed_batch > 1 and e.info.item_kind is not ItemKind.VECTOR
+        ]
+        batched = {b.info.name: b for b in self._batched}
+        encoders = [batched.get(e.info.name, e) for e in encoders]
         store = self.store
         self.engine = await loop.run_in_executor(
             self.pool, lambda: Engine(EncoderRegistry(encoders), store, s)
@@ -149,8 +163,11 @@ class EmbedspaceServer:
         # snapshot) finish before the last save, so nothing changes after it.
         await asyncio.to_thread(self.pool.shutdown, wait=True)
         if self.engine is not None:
+            self.engine.close()
             saved = await asyncio.to_thread(self.engine.snapshot)
             log.info("saved %d collection(s) on shutdown", saved)
+        for encoder in self._batched:
+            encoder.batcher.close()
         if self.store is not None:
             self.store.close()
 

@@ -1,0 +1,129 @@
+"""Micro-batching: concurrent callers' work gathered into one call.
+
+A `MicroBatcher` owns one worker thread. Callers `submit` a list of items and block until
+their own results come back. The worker takes everything queued, waits at most `max_wait_s`
+for more while the batch is under `max_items`, runs one call over the whole batch, and hands
+each caller its slice. A lone caller waits at most `max_wait_s`; while a batch runs, the next
+one forms, which is where the gain comes from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from .encoders import Encoder
+from .types import FloatArray, Item
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    def __init__(
+        self,
+        run: Callable[[list[T]], Sequence[R]],
+        *,
+        max_items: int,
+        max_wait_s: float,
+        name: str,
+    ) -> None:
+        self._run = run
+        self.max_items = max_items
+        self.max_wait_s = max_wait_s
+        self._queue: deque[tuple[list[T], Future[list[R]]]] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.batches = 0  # how many calls `run` has seen, for tests and metrics
+        self._thread = threading.Thread(target=self._loop, name=f"batch-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: Sequence[T]) -> list[R]:
+        """Blocks until this caller's results are ready; re-raises the batch's error."""
+        future: Future[list[R]] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("batcher is closed")
+            self._queue.append((list(items), future))
+            self._cond.notify()
+        return future.result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(10)
+
+    def _take(self) -> list[tuple[list[T], Future[list[R]]]]:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return []
+            taken = [self._queue.popleft()]
+            size = len(taken[0][0])
+            deadline = time.monotonic() + self.max_wait_s
+            while size < self.max_items:
+                if self._queue:
+                    nxt = self._queue[0]
+                    if size + len(nxt[0]) > self.max_items:
+                        break
+                    taken.append(self._queue.popleft())
+                    size += len(nxt[0])
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    break
+                self._cond.wait(left)
+            return taken
+
+    def _loop(self) -> None:
+        while True:
+            taken = self._take()
+            if not taken:
+                return
+            items = [item for request, _ in taken for item in request]
+            try:
+                results = self._run(items)
+            except BaseException as e:  # every caller of the batch sees the error
+                for _, future in taken:
+                    future.set_exception(e)
+                continue
+            self.batches += 1
+            start = 0
+            for request, future in taken:
+                future.set_result(list(results[start : start + len(request)]))
+                start += len(request)
+
+
+class BatchedEncoder(Encoder):
+    """An encoder whose forward passes are shared by concurrent callers. Validation stays
+    per caller (one caller's bad item never fails another's batch)."""
+
+    def __init__(self, inner: Encoder, *, max_items: int, max_wait_s: float) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self.batcher: MicroBatcher[Item, FloatArray] = MicroBatcher(
+            lambda items: list(inner._encode(items)),
+            max_items=max_items,
+            max_wait_s=max_wait_s,
+            name=inner.info.name,
+        )
+
+    def check(self, label: str, item: Item) -> None:
+        self.inner.check(label, item)
+
+    def _encode(self, items: Sequence[Item]) -> FloatArray:
+        import numpy as np
+
+        return np.stack(self.batcher.submit(items))
+
+    def warmup(self) -> None:
+        self.inner.warmup()
