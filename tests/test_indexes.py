@@ -147,3 +147,27 @@ def test_a_collection_whose_encoder_is_gone_still_answers_vector_queries(
     with pytest.raises(Precondition, match="has not loaded"):
         engine.search("c", ItemQuery(VectorItem(np.ones(4, np.float32))), 1)
     store.close()
+
+
+def test_search_parameters_per_collection_and_per_query(start_server: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with start_server(data) as server, Client(server.target) as es:
+        ids, vectors = _fill(es, "ivf", "IVF4,Flat")
+        exact = np.argsort(-(vectors / np.linalg.norm(vectors, axis=1)[:, None]) @ vectors[5])
+        # nprobe=4 probes every list of IVF4: the answer is exact.
+        hits = es.search("ivf", vectors[5], k=10, search_params={"nprobe": 4})
+        assert [h.id for h in hits] == [ids[i] for i in exact[:10]]
+        info = es.create_collection("hnsw", "vec8", index="HNSW8", search_params={"efSearch": 80})
+        assert info.search_params == {"efSearch": 80}
+        with pytest.raises(InvalidArgument, match="does not apply"):
+            es.create_collection("flat", "vec8", search_params={"nprobe": 2})
+        with pytest.raises(InvalidArgument, match="does not apply"):
+            es.search("ivf", vectors[5], search_params={"efSearch": 10})
+        with pytest.raises(InvalidArgument, match="whole number"):
+            es.search("ivf", vectors[5], search_params={"nprobe": 0.5})
+    with start_server(data) as server, Client(server.target) as es:
+        assert es.describe("hnsw").search_params == {"efSearch": 80}
+        collection = server.server.engine.collection("hnsw")
+        import faiss
+
+        assert faiss.downcast_index(collection._index.index).hnsw.efSearch == 80

@@ -181,10 +181,14 @@ class Client(_Base):
         *,
         index: str = "Flat",
         metric: str | None = None,
+        search_params: Mapping[str, float] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CollectionInfo:
-        """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2."""
-        return self._run(ops.create_collection(name, encoder, index, metric), timeout)
+        """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2,
+        `search_params` the defaults of an approximate index ("efSearch", "nprobe")."""
+        return self._run(
+            ops.create_collection(name, encoder, index, metric, search_params), timeout
+        )
 
     def collections(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[CollectionInfo]:
         return self._run(ops.collections(), timeout)
@@ -240,10 +244,13 @@ class Client(_Base):
         min_score: float | None = None,
         exclude: Sequence[str] = (),
         where: Mapping[str, Scalar] | None = None,
+        search_params: Mapping[str, float] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> list[Neighbor]:
         """The k nearest neighbours of a query, best first."""
-        return self._run(ops.search(collection, query, k, min_score, exclude, where), timeout)
+        return self._run(
+            ops.search(collection, query, k, min_score, exclude, where, search_params), timeout
+        )
 
     def distance(
         self,
@@ -349,10 +356,14 @@ class AsyncClient(_Base):
         *,
         index: str = "Flat",
         metric: str | None = None,
+        search_params: Mapping[str, float] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CollectionInfo:
-        """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2."""
-        return await self._run(ops.create_collection(name, encoder, index, metric), timeout)
+        """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2,
+        `search_params` the defaults of an approximate index ("efSearch", "nprobe")."""
+        return await self._run(
+            ops.create_collection(name, encoder, index, metric, search_params), timeout
+        )
 
     async def collections(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[CollectionInfo]:
         return await self._run(ops.collections(), timeout)
@@ -408,10 +419,13 @@ class AsyncClient(_Base):
         min_score: float | None = None,
         exclude: Sequence[str] = (),
         where: Mapping[str, Scalar] | None = None,
+        search_params: Mapping[str, float] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> list[Neighbor]:
         """The k nearest neighbours of a query, best first."""
-        return await self._run(ops.search(collection, query, k, min_score, exclude, where), timeout)
+        return await self._run(
+            ops.search(collection, query, k, min_score, exclude, where, search_params), timeout
+        )
 
     async def distance(
         self,

@@ -109,8 +109,9 @@ def neighbor(n: pb.Neighbor) -> Neighbor:
 
 
 def collection_info(c: pb.CollectionInfo) -> CollectionInfo:
-    return CollectionInfo(c.name, c.encoder, c.index, METRIC_NAMES.get(c.metric, ""), c.dim,
-                          c.count)  # fmt: skip
+    metric = METRIC_NAMES.get(c.metric, "")
+    return CollectionInfo(c.name, c.encoder, c.index, metric, c.dim, c.count,
+                          dict(c.search_params))  # fmt: skip
 
 
 def encoder_info(e: pb.EncoderInfo) -> EncoderInfo:
@@ -142,10 +143,15 @@ def embed(encoder: str, items: Sequence[Item]) -> Op[FloatArray]:
 
 
 def create_collection(
-    name: str, encoder: str, index: str, metric: str | None
+    name: str,
+    encoder: str,
+    index: str,
+    metric: str | None,
+    search_params: Mapping[str, float] | None = None,
 ) -> Op[CollectionInfo]:
     request = pb.CreateCollectionRequest(name=name, encoder=encoder, index=index,
-                                         metric=_metric(metric))  # fmt: skip
+                                         metric=_metric(metric),
+                                         search_params=dict(search_params or {}))  # fmt: skip
     return Op("CreateCollection", request, collection_info)
 
 
@@ -221,8 +227,10 @@ def search(
     min_score: float | None,
     exclude: Sequence[str],
     where: Mapping[str, Scalar] | None,
+    search_params: Mapping[str, float] | None = None,
 ) -> Op[list[Neighbor]]:
     request = pb.SearchRequest(
+        search_params=dict(search_params or {}),
         collection=collection,
         query=query(q),
         k=k,

@@ -69,6 +69,7 @@ class CollectionInfo:
     metric: str
     dim: int
     count: int
+    search_params: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ def collection_info(info: CollectionInfo) -> pb.CollectionInfo:
         metric=METRICS_PB[info.metric],
         dim=info.dim,
         count=info.count,
+        search_params=dict(info.search_params),
     )
 
 

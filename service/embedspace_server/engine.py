@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +126,12 @@ class Engine:
     # ------------------------------------------------------------ collections
 
     def create_collection(
-        self, name: str, encoder: str, index: str = "Flat", metric: Metric | None = None
+        self,
+        name: str,
+        encoder: str,
+        index: str = "Flat",
+        metric: Metric | None = None,
+        search_params: Mapping[str, float] | None = None,
     ) -> CollectionInfo:
         enc = self.registry.get(encoder)
         if name in self.registry and name != encoder:
@@ -138,7 +143,12 @@ class Engine:
             if name in self._collections:
                 raise AlreadyExists(f"collection {name!r} already exists")
             collection = Collection.create(
-                name, encoder, index or DEFAULT_INDEX, metric or enc.info.metric, enc.info.dim
+                name,
+                encoder,
+                index or DEFAULT_INDEX,
+                metric or enc.info.metric,
+                enc.info.dim,
+                search_params,
             )
             self.store.create(collection)
             self._collections[name] = collection
@@ -259,6 +269,7 @@ class Engine:
         min_score: float | None = None,
         exclude: Sequence[str] = (),
         where: Metadata | None = None,
+        params: Mapping[str, float] | None = None,
     ) -> list[Neighbor]:
         self._check_k(k)
         if min_score is not None and not np.isfinite(min_score):
@@ -268,9 +279,11 @@ class Engine:
         vector = self._resolve(space, [query])[0]
         if self.limits.search_batch <= 1:
             return space.collection.search(
-                vector[None], k, exclude=exclude, where=where, min_score=min_score
+                vector[None], k, exclude=exclude, where=where, min_score=min_score, params=params
             )[0]
-        request = _SearchRequest(vector, k, tuple(exclude), dict(where or {}), min_score)
+        request = _SearchRequest(
+            vector, k, tuple(exclude), dict(where or {}), min_score, dict(params or {})
+        )
         return self._coalescer(space.collection).submit([request])[0]
 
     def _coalescer(self, coll: Collection) -> MicroBatcher[_SearchRequest, list[Neighbor]]:
@@ -504,9 +517,11 @@ class _SearchRequest:
     exclude: tuple[str, ...]
     where: dict[str, Scalar]
     min_score: float | None
+    params: dict[str, float]
 
     def group(self) -> tuple[object, ...]:
-        return (self.k, self.exclude, tuple(sorted(self.where.items())), self.min_score)
+        where, params = tuple(sorted(self.where.items())), tuple(sorted(self.params.items()))
+        return (self.k, self.exclude, where, self.min_score, params)
 
 
 class _Coalescer(MicroBatcher[_SearchRequest, list[Neighbor]]):
@@ -536,6 +551,7 @@ class _Coalescer(MicroBatcher[_SearchRequest, list[Neighbor]]):
                 exclude=first.exclude,
                 where=first.where,
                 min_score=first.min_score,
+                params=first.params,
             )
             for i, h in zip(members, hits, strict=True):
                 answers[i] = h

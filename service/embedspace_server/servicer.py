@@ -138,7 +138,11 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         self, engine: Engine, request: pb.CreateCollectionRequest
     ) -> pb.CollectionInfo:
         info = engine.create_collection(
-            request.name, request.encoder, request.index, convert.metric(request.metric)
+            request.name,
+            request.encoder,
+            request.index,
+            convert.metric(request.metric),
+            dict(request.search_params),
         )
         return convert.collection_info(info)
 
@@ -193,6 +197,7 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
             min_score=request.min_score if request.HasField("min_score") else None,
             exclude=list(request.exclude),
             where=convert.metadata(request.where, "where"),
+            params=dict(request.search_params),
         )
         return convert.search_response(hits)
 

@@ -108,6 +108,7 @@ class CollectionInfo:
     metric: Metric
     dim: int
     count: int
+    search_params: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

@@ -183,32 +183,50 @@ class EmbedResponse(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric")
+    __slots__ = ("name", "encoder", "index", "metric", "search_params")
+    class SearchParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder: str
     index: str
     metric: Metric
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ...) -> None: ...
+    search_params: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric", "dim", "count")
+    __slots__ = ("name", "encoder", "index", "metric", "dim", "count", "search_params")
+    class SearchParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder: str
     index: str
     metric: Metric
     dim: int
     count: int
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    search_params: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -343,7 +361,7 @@ class DeleteResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "k", "min_score", "exclude", "where")
+    __slots__ = ("collection", "query", "k", "min_score", "exclude", "where", "search_params")
     class WhereEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -351,19 +369,28 @@ class SearchRequest(_message.Message):
         key: str
         value: Value
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    class SearchParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_FIELD_NUMBER: _ClassVar[int]
     WHERE_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: Query
     k: int
     min_score: float
     exclude: _containers.RepeatedScalarFieldContainer[str]
     where: _containers.MessageMap[str, Value]
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., k: _Optional[int] = ..., min_score: _Optional[float] = ..., exclude: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+    search_params: _containers.ScalarMap[str, float]
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., k: _Optional[int] = ..., min_score: _Optional[float] = ..., exclude: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, Value]] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class Neighbor(_message.Message):
     __slots__ = ("id", "score", "metadata")

@@ -81,6 +81,7 @@ class Spec:
     index: str
     metric: Metric
     dim: int
+    search_params: tuple[tuple[str, float], ...] = ()
 
 
 class Collection:
@@ -122,9 +123,17 @@ class Collection:
             ) from None
 
     @classmethod
-    def create(cls, name: str, encoder: str, index: str, metric: Metric, dim: int) -> Collection:
+    def create(
+        cls,
+        name: str,
+        encoder: str,
+        index: str,
+        metric: Metric,
+        dim: int,
+        search_params: Mapping[str, float] | None = None,
+    ) -> Collection:
         check_name(name)
-        spec = Spec(name, encoder, index, metric, dim)
+        spec = Spec(name, encoder, index, metric, dim, tuple(sorted((search_params or {}).items())))
         return cls(spec, build_index(spec))
 
     # ------------------------------------------------------------ reading
@@ -133,7 +142,9 @@ class Collection:
         with self.lock:
             count = len(self._ids)
         s = self.spec
-        return CollectionInfo(s.name, s.encoder, s.index, s.metric, s.dim, count)
+        return CollectionInfo(
+            s.name, s.encoder, s.index, s.metric, s.dim, count, dict(s.search_params)
+        )
 
     def __len__(self) -> int:
         with self.lock:
@@ -178,10 +189,12 @@ class Collection:
         exclude: Iterable[str] = (),
         where: Mapping[str, Scalar] | None = None,
         min_score: float | None = None,
+        params: Mapping[str, float] | None = None,
     ) -> list[list[Neighbor]]:
         """The k best neighbours of each query row, best first, after filters."""
         excluded = set(exclude)
         queries = self._prepare(queries)
+        overrides = search_parameters(self._index, self.spec, params or {})
         with self.lock:
             if not self._ids:
                 return [[] for _ in range(len(queries))]
@@ -195,7 +208,7 @@ class Collection:
             fetch = min(n, k + excluded_n) if allowed is None else min(n, max(4 * k, 64))
             while True:
                 with self._faiss_call("search"):
-                    scores, ints = self._index.search(queries, fetch)
+                    scores, ints = self._index.search(queries, fetch, params=overrides)
                 answers = [
                     self._hits(s, i, k, excluded, allowed, min_score)
                     for s, i in zip(scores, ints, strict=True)
@@ -389,6 +402,7 @@ class Collection:
                     "index": self.spec.index,
                     "metric": self.spec.metric.value,
                     "dim": self.spec.dim,
+                    "search_params": dict(self.spec.search_params),
                 },
                 "next_id": self._next_id,
                 "seq": self.seq,
@@ -402,8 +416,10 @@ class Collection:
     @classmethod
     def from_state(cls, header: Mapping[str, Any], blob: Any) -> Collection:
         s = header["spec"]
-        spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]))
+        params = tuple(sorted(s.get("search_params", {}).items()))
+        spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
         index = _faiss().deserialize_index(blob)
+        _apply_params(index, spec)
         return cls(
             spec, index, header["ids"], header["metadata"], int(header["next_id"]),
             header.get("tombstones", ()), int(header.get("seq", 0)),
@@ -444,4 +460,44 @@ def build_index(spec: Spec) -> Any:
     index = faiss.IndexIDMap2(inner)
     index.own_fields = True
     inner.this.disown()
+    _apply_params(index, spec)
     return index
+
+
+SEARCH_PARAMS = {"efSearch": "HNSW", "nprobe": "IVF"}
+
+
+def _apply_params(index: Any, spec: Spec) -> None:
+    """The collection's default search parameters, set on the index."""
+    space = _faiss().ParameterSpace()
+    for name, value in spec.search_params:
+        _check_param(index, spec, name, value)
+        space.set_index_parameter(index, name, value)
+
+
+def _check_param(index: Any, spec: Spec, name: str, value: float) -> None:
+    faiss = _faiss()
+    inner = faiss.downcast_index(index.index)
+    kind = SEARCH_PARAMS.get(name)
+    fits = (kind == "HNSW" and isinstance(inner, faiss.IndexHNSW)) or (
+        kind == "IVF" and faiss.try_extract_index_ivf(inner) is not None
+    )
+    if not fits:
+        raise InvalidInput(
+            f"search parameter {name!r} does not apply to index {spec.index!r}; "
+            f"known: efSearch (HNSW), nprobe (IVF)"
+        )
+    if not (1 <= value <= 1_000_000) or value != int(value):
+        raise InvalidInput(f"search parameter {name!r} must be a whole number from 1 to 1000000")
+
+
+def search_parameters(index: Any, spec: Spec, params: Mapping[str, float]) -> Any:
+    """FAISS SearchParameters for one query's overrides (None when there are none)."""
+    if not params:
+        return None
+    faiss = _faiss()
+    for name, value in params.items():
+        _check_param(index, spec, name, value)
+    if "efSearch" in params:
+        return faiss.SearchParametersHNSW(efSearch=int(params["efSearch"]))
+    return faiss.SearchParametersIVF(nprobe=int(params["nprobe"]))
