@@ -127,3 +127,31 @@ def test_arithmetic_on_a_non_cosine_collection_is_still_gensim_cosine(
         theirs = fn(positive=["p1", "p2"], negative=["p3"], topn=5)
         assert [n.id for n in ours] == [k for k, _ in theirs]
         np.testing.assert_allclose([n.score for n in ours], [s for _, s in theirs], atol=1e-5)
+
+
+def test_compare_reports_each_collections_neighbours_and_their_overlap(
+    client: Client, collection_name: str
+) -> None:
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(200, 8)).astype(np.float32)
+    ids = [f"p{i}" for i in range(200)]
+    a, b, c = (f"{collection_name[:60]}-{x}" for x in "abc")
+    client.create_collection(a, "vec8")
+    client.create_collection(b, "vec8l2")
+    client.create_collection(c, "vec8")
+    client.upsert(a, ids, vectors=vectors)
+    client.upsert(b, ids, vectors=vectors)
+    client.upsert(c, ids, vectors=-vectors)  # another geometry over the same ids
+    result = client.compare([a, b, c], Ref("p7"), k=10)
+    assert result.collections == [a, b, c] and result.encoders == ["vec8", "vec8l2", "vec8"]
+    for name in (a, b, c):
+        expected = client.search(name, Ref("p7"), k=10, exclude=["p7"])
+        assert result.neighbors[name] == expected
+    sets = [{n.id for n in result.neighbors[x]} for x in (a, b, c)]
+    for i in range(3):
+        for j in range(3):
+            want = len(sets[i] & sets[j]) / len(sets[i] | sets[j])
+            assert result.jaccard[i, j] == pytest.approx(want)
+    assert result.jaccard[0, 0] == 1.0
+    with pytest.raises(InvalidArgument, match="two or more"):
+        client.compare([a], Ref("p7"))

@@ -19,8 +19,8 @@ def test_public_names_are_pinned() -> None:
     assert sorted(embedspace.__all__) == sorted(
         [
             "USE_CLIENT_DEFAULT", "AlreadyExists", "Analogy", "AsyncClient", "BackupInfo",
-            "Cancelled",
-            "Client", "ClientClosed", "CollectionInfo", "DeadlineExceeded", "EmbedspaceError",
+            "Cancelled", "Client", "ClientClosed", "CollectionInfo", "Comparison",
+            "DeadlineExceeded", "EmbedspaceError",
             "EncoderInfo", "FailedPrecondition", "Internal", "InvalidArgument", "Item",
             "Neighbor", "NotFound", "PermissionDenied", "Provenance", "Query", "Ref",
             "ResourceExhausted", "StoredItem", "Sum", "Tensor", "Unauthenticated",
@@ -44,7 +44,7 @@ def test_client_and_async_client_have_the_same_calls() -> None:
     assert set(sync) == set(aio)
     assert {"encoders", "embed", "create_collection", "collections", "describe",
             "drop_collection", "backup", "restore", "upsert", "get", "delete", "search",
-            "distance", "analogy",
+            "distance", "analogy", "compare",
             "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
     for name in sync:
         assert sync[name] == aio[name], name

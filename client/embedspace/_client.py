@@ -22,6 +22,7 @@ from ._types import (
     Analogy,
     BackupInfo,
     CollectionInfo,
+    Comparison,
     EncoderInfo,
     Item,
     Neighbor,
@@ -279,6 +280,18 @@ class Client(_Base):
         """gensim most_similar (method "add") or most_similar_cosmul ("mul")."""
         return self._run(ops.analogy(collection, positive, negative, k, method), timeout)
 
+    def compare(
+        self,
+        collections: Sequence[str],
+        query: Query,
+        k: int = 10,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Comparison:
+        """The same query over several collections (the same items under different
+        encoders): each one's neighbours and their Jaccard@k overlap."""
+        return self._run(ops.compare(collections, query, k), timeout)
+
     def doesnt_match(
         self, collection: str, items: Sequence[Query], *, timeout: Timeout = USE_CLIENT_DEFAULT
     ) -> Query:
@@ -453,6 +466,18 @@ class AsyncClient(_Base):
     ) -> Analogy:
         """gensim most_similar (method "add") or most_similar_cosmul ("mul")."""
         return await self._run(ops.analogy(collection, positive, negative, k, method), timeout)
+
+    async def compare(
+        self,
+        collections: Sequence[str],
+        query: Query,
+        k: int = 10,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Comparison:
+        """The same query over several collections (the same items under different
+        encoders): each one's neighbours and their Jaccard@k overlap."""
+        return await self._run(ops.compare(collections, query, k), timeout)
 
     async def doesnt_match(
         self, collection: str, items: Sequence[Query], *, timeout: Timeout = USE_CLIENT_DEFAULT

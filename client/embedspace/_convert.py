@@ -17,6 +17,7 @@ from ._types import (
     Analogy,
     BackupInfo,
     CollectionInfo,
+    Comparison,
     EncoderInfo,
     Item,
     Neighbor,
@@ -288,6 +289,22 @@ def _as_list(values: Any) -> list[Any]:
     if isinstance(values, str | Ref | np.ndarray | Sum):
         return [values]
     return list(values)
+
+
+def compare(collections: Sequence[str], q: Query, k: int) -> Op[Comparison]:
+    request = pb.CompareRequest(collections=list(collections), query=query(q), k=k)
+
+    def parse(r: pb.CompareResponse) -> Comparison:
+        names = [a.collection for a in r.answers]
+        n = len(names)
+        return Comparison(
+            collections=names,
+            encoders=[a.encoder for a in r.answers],
+            neighbors={a.collection: [neighbor(x) for x in a.neighbors] for a in r.answers},
+            jaccard=np.asarray(r.jaccard, np.float32).reshape(n, n),
+        )
+
+    return Op("Compare", request, parse)
 
 
 def doesnt_match(collection: str, items: Sequence[Query]) -> Op[Query]:

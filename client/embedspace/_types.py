@@ -86,6 +86,17 @@ class StoredItem:
     metadata: Mapping[str, Scalar]
 
 
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """One query under several collections: `neighbors[name]` for each, and `jaccard`,
+    the Jaccard@k overlap of their neighbour ids (rows and columns in `collections` order)."""
+
+    collections: list[str]
+    encoders: list[str]
+    neighbors: dict[str, list[Neighbor]]
+    jaccard: FloatArray
+
+
 @dataclass(frozen=True)
 class BackupInfo:
     """Where the server wrote a backup: `name` restores it."""

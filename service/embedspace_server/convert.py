@@ -205,6 +205,18 @@ def mean_vector_response(mean: FloatArray) -> pb.MeanVectorResponse:
     return pb.MeanVectorResponse(vector=_wire.pack(mean))
 
 
+def compare_response(
+    answers: list[tuple[str, str, list[Neighbor]]], jaccard: FloatArray
+) -> pb.CompareResponse:
+    return pb.CompareResponse(
+        answers=[
+            pb.CompareAnswer(collection=c, encoder=e, neighbors=[neighbor(n) for n in hits])
+            for c, e, hits in answers
+        ],
+        jaccard=jaccard.ravel().tolist(),
+    )
+
+
 def neighbor(n: Neighbor) -> pb.Neighbor:
     return pb.Neighbor(id=n.id, score=n.score, metadata=_wire.to_values(n.metadata))
 

@@ -304,6 +304,25 @@ class Engine:
                 batcher.close()
             self._coalescers.clear()
 
+    def compare(
+        self, collections: Sequence[str], query: Query, k: int = 10
+    ) -> tuple[list[tuple[str, str, list[Neighbor]]], FloatArray]:
+        """The same query over several collections: each one's (name, encoder, neighbours)
+        and the Jaccard@k matrix of their neighbour ids."""
+        if len(collections) < 2 or len(set(collections)) != len(collections):
+            raise InvalidInput("compare needs two or more different collections")
+        self._check_batch(len(collections), "collections")
+        exclude = [query.id] if isinstance(query, IdQuery) else []
+        answers = []
+        for name in collections:
+            hits = self.search(name, query, k, exclude=exclude)
+            answers.append((name, self.collection(name).spec.encoder, hits))
+        sets = [{h.id for h in hits} for _, _, hits in answers]
+        jaccard = np.array(
+            [[len(a & b) / len(a | b) if a | b else 1.0 for b in sets] for a in sets], np.float32
+        )
+        return answers, jaccard
+
     def distance(
         self,
         space_name: str,

@@ -230,6 +230,13 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         return convert.doesnt_match_response(odd)
 
     @_handler
+    def Compare(self, engine: Engine, request: pb.CompareRequest) -> pb.CompareResponse:
+        answers, jaccard = engine.compare(
+            list(request.collections), convert.query(request.query), request.k
+        )
+        return convert.compare_response(answers, jaccard)
+
+    @_handler
     def MeanVector(self, engine: Engine, request: pb.MeanVectorRequest) -> pb.MeanVectorResponse:
         mean = engine.mean_vector(
             request.space,

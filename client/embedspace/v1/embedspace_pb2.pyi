@@ -498,3 +498,31 @@ class MeanVectorResponse(_message.Message):
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     vector: Vector
     def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+
+class CompareRequest(_message.Message):
+    __slots__ = ("collections", "query", "k")
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    query: Query
+    k: int
+    def __init__(self, collections: _Optional[_Iterable[str]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., k: _Optional[int] = ...) -> None: ...
+
+class CompareAnswer(_message.Message):
+    __slots__ = ("collection", "encoder", "neighbors")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    encoder: str
+    neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+
+class CompareResponse(_message.Message):
+    __slots__ = ("answers", "jaccard")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    JACCARD_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[CompareAnswer]
+    jaccard: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, answers: _Optional[_Iterable[_Union[CompareAnswer, _Mapping]]] = ..., jaccard: _Optional[_Iterable[float]] = ...) -> None: ...

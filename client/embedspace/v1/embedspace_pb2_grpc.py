@@ -114,6 +114,11 @@ class EmbedspaceStub:
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.MeanVectorRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.MeanVectorResponse.FromString,
                 _registered_method=True)
+        self.Compare = channel.unary_unary(
+                '/embedspace.v1.Embedspace/Compare',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.CompareRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.CompareResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedspaceServicer:
@@ -226,6 +231,14 @@ class EmbedspaceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Compare(self, request, context):
+        """The same query over several collections (say, the same items under encoders
+        trained with different losses): each one's neighbours and their overlap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedspaceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +321,11 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     servicer.MeanVector,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.MeanVectorRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.MeanVectorResponse.SerializeToString,
+            ),
+            'Compare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compare,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.CompareRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.CompareResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -742,6 +760,33 @@ class Embedspace:
             '/embedspace.v1.Embedspace/MeanVector',
             embedspace_dot_v1_dot_embedspace__pb2.MeanVectorRequest.SerializeToString,
             embedspace_dot_v1_dot_embedspace__pb2.MeanVectorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/Compare',
+            embedspace_dot_v1_dot_embedspace__pb2.CompareRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.CompareResponse.FromString,
             options,
             channel_credentials,
             insecure,

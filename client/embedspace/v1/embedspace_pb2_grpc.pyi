@@ -67,6 +67,10 @@ class EmbedspaceStub:
     """gensim KeyedVectors.doesnt_match."""
     MeanVector: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.MeanVectorRequest, _embedspace_pb2.MeanVectorResponse]
     """gensim KeyedVectors.get_mean_vector."""
+    Compare: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.CompareRequest, _embedspace_pb2.CompareResponse]
+    """The same query over several collections (say, the same items under encoders
+    trained with different losses): each one's neighbours and their overlap.
+    """
 
 @_typing.type_check_only
 class EmbedspaceAsyncStub(EmbedspaceStub):
@@ -99,6 +103,10 @@ class EmbedspaceAsyncStub(EmbedspaceStub):
     """gensim KeyedVectors.doesnt_match."""
     MeanVector: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.MeanVectorRequest, _embedspace_pb2.MeanVectorResponse]  # type: ignore[assignment]
     """gensim KeyedVectors.get_mean_vector."""
+    Compare: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.CompareRequest, _embedspace_pb2.CompareResponse]  # type: ignore[assignment]
+    """The same query over several collections (say, the same items under encoders
+    trained with different losses): each one's neighbours and their overlap.
+    """
 
 class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -224,5 +232,15 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.MeanVectorResponse, _abc.Awaitable[_embedspace_pb2.MeanVectorResponse]]:
         """gensim KeyedVectors.get_mean_vector."""
+
+    @_abc_1.abstractmethod
+    def Compare(
+        self,
+        request: _embedspace_pb2.CompareRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.CompareResponse, _abc.Awaitable[_embedspace_pb2.CompareResponse]]:
+        """The same query over several collections (say, the same items under encoders
+        trained with different losses): each one's neighbours and their overlap.
+        """
 
 def add_EmbedspaceServicer_to_server(servicer: EmbedspaceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
