@@ -47,5 +47,9 @@ class Cancelled(EmbedspaceServerError):
     """The caller gave up (cancelled, or its deadline passed) before the work started."""
 
 
+class DeadlineExceeded(EmbedspaceServerError):
+    """The caller's deadline passed before the work started."""
+
+
 class Unauthenticated(EmbedspaceServerError):
     """No token, or a wrong one."""

@@ -17,7 +17,14 @@ from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 
 from . import convert
 from .engine import Engine
-from .errors import Cancelled, EmbedspaceServerError, InvalidInput, Overloaded, Unavailable
+from .errors import (
+    Cancelled,
+    DeadlineExceeded,
+    EmbedspaceServerError,
+    InvalidInput,
+    Overloaded,
+    Unavailable,
+)
 from .status import INTERNAL_MESSAGE, status_of
 
 log = logging.getLogger(__name__)
@@ -93,8 +100,10 @@ def _handler(
             deadline = None if remaining is None else time.monotonic() + remaining
 
             def job() -> Resp:
-                if stop.is_set() or (deadline is not None and time.monotonic() > deadline):
-                    raise Cancelled("the call was cancelled or its deadline passed while queued")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlineExceeded("the call's deadline passed while it was queued")
+                if stop.is_set():
+                    raise Cancelled("the call was cancelled while it was queued")
                 return fn(self, engine, request)
 
             self.pending += 1

@@ -14,6 +14,7 @@ _TABLE: tuple[tuple[type[errors.EmbedspaceServerError], grpc.StatusCode], ...] =
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Cancelled, grpc.StatusCode.CANCELLED),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )
 
