@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from embedspace import Client, Unauthenticated, Unavailable
+from embedspace import Client, EmbedspaceError, Unauthenticated, Unavailable
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .serve_process import BIN
@@ -163,3 +163,20 @@ def test_mutual_tls_requires_a_client_certificate(start_server: Any, pki: dict[s
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert health.returncode == 0 and "SERVING" in health.stdout
+
+
+def test_a_plaintext_health_port_beside_tls_serves_only_health(
+    start_server: Any, pki: dict[str, Path]
+) -> None:
+    settings = {"tls_cert": str(pki["server_cert"]), "tls_key": str(pki["server_key"]),
+                "tokens": TOKEN, "health_port": 0}  # fmt: skip
+    with start_server(**settings) as server:
+        target = f"127.0.0.1:{server.server.health_port}"
+        with grpc.insecure_channel(target) as channel:
+            assert _health(channel) == health_pb2.HealthCheckResponse.SERVING
+        with (
+            Client(target, token=TOKEN, retries=0) as es,
+            pytest.raises(EmbedspaceError) as info,
+        ):
+            es.collections()
+        assert info.value.code == grpc.StatusCode.UNIMPLEMENTED

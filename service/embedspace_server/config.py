@@ -76,6 +76,9 @@ class Settings:
     tls_cert: str = ""  # PEM files; cert and key turn TLS on
     tls_key: str = ""
     tls_client_ca: str = ""  # clients must present a certificate from this CA (mTLS)
+    # A second, plaintext port serving only grpc.health.v1 (-1: none; 0: a free one), for
+    # probes that cannot speak TLS, such as Kubernetes' gRPC probes.
+    health_port: int = -1
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():
@@ -91,6 +94,7 @@ class Settings:
 
 _RANGES: dict[str, tuple[float, float | None]] = {
     "port": (0, 65535),
+    "health_port": (-1, 65535),
     "max_k": (1, None),
     "max_batch": (1, None),
     "max_query_terms": (1, None),

@@ -67,6 +67,8 @@ class EmbedspaceServer:
         self._server: grpc.aio.Server | None = None
         self._snapshots: asyncio.Task[None] | None = None
         self._batched: list[BatchedEncoder] = []
+        self._probe_server: grpc.aio.Server | None = None
+        self.health_port = -1
 
     async def start(self) -> int:
         s = self.settings
@@ -102,6 +104,13 @@ class EmbedspaceServer:
             raise FailedPrecondition(f"cannot listen on {s.host}:{s.port}: {e}") from None
         self._server = server
         await server.start()
+        if s.health_port >= 0:
+            probe = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, probe)
+            self.health_port = probe.add_insecure_port(f"{s.host}:{s.health_port}")
+            await probe.start()
+            self._probe_server = probe
+            log.info("health only, plaintext, on %s:%d", s.host, self.health_port)
         log.info("listening on %s:%d (NOT_SERVING until encoders are loaded)", s.host, self.port)
         log.info(
             "security: TLS %s; %s",
@@ -159,6 +168,8 @@ class EmbedspaceServer:
                 await self._snapshots
         if self._server is not None:
             await self._server.stop(grace)
+        if self._probe_server is not None:
+            await self._probe_server.stop(0)
         # Let every job already in the pool (a call past its grace period, a periodic
         # snapshot) finish before the last save, so nothing changes after it.
         await asyncio.to_thread(self.pool.shutdown, wait=True)
