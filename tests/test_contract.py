@@ -30,6 +30,7 @@ def _sdk_ops() -> list[Any]:
         ops.encoders(), ops.embed("e", ["text"]), ops.create_collection("c", "e", "Flat", None),
         ops.collections(), ops.describe("c"), ops.drop_collection("c"),
         ops.backup("c", None), ops.restore("b", "c"), ops.compare(["a", "b"], Ref("x"), 3),
+        ops.scan("c", 0, 10),
         ops.upsert("c", ["a"], None, [v], [{"k": 1}]), ops.get("c", ["a"]),
         ops.delete("c", ["a"]), ops.search("c", Ref("a"), 3, 0.5, ["b"], {"k": True}),
         ops.distance("c", "a", v, "l2", False), ops.analogy("c", ["a"], [Ref("b")], 3, "mul"),

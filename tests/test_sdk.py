@@ -44,7 +44,7 @@ def test_client_and_async_client_have_the_same_calls() -> None:
     assert set(sync) == set(aio)
     assert {"encoders", "embed", "create_collection", "collections", "describe",
             "drop_collection", "backup", "restore", "upsert", "get", "delete", "search",
-            "distance", "analogy", "compare",
+            "distance", "analogy", "compare", "scan",
             "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
     for name in sync:
         assert sync[name] == aio[name], name

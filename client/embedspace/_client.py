@@ -230,6 +230,18 @@ class Client(_Base):
     ) -> list[StoredItem]:
         return self._run(ops.get(collection, ids), timeout)
 
+    def scan(
+        self,
+        collection: str,
+        offset: int = 0,
+        limit: int = 0,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> tuple[list[StoredItem], int]:
+        """A page of the collection's items in insertion order, and how many it holds
+        (`limit` 0: as many as the server allows in one call)."""
+        return self._run(ops.scan(collection, offset, limit), timeout)
+
     def delete(
         self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
     ) -> int:
@@ -416,6 +428,18 @@ class AsyncClient(_Base):
         self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
     ) -> list[StoredItem]:
         return await self._run(ops.get(collection, ids), timeout)
+
+    async def scan(
+        self,
+        collection: str,
+        offset: int = 0,
+        limit: int = 0,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> tuple[list[StoredItem], int]:
+        """A page of the collection's items in insertion order, and how many it holds
+        (`limit` 0: as many as the server allows in one call)."""
+        return await self._run(ops.scan(collection, offset, limit), timeout)
 
     async def delete(
         self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT

@@ -216,6 +216,17 @@ def get(collection: str, ids: Sequence[str]) -> Op[list[StoredItem]]:
     return Op("Get", pb.GetRequest(collection=collection, ids=list(ids)), parse)
 
 
+def scan(collection: str, offset: int, limit: int) -> Op[tuple[list[StoredItem], int]]:
+    def parse(r: pb.ScanResponse) -> tuple[list[StoredItem], int]:
+        items = [
+            StoredItem(s.id, _wire.unpack(s.vector), _wire.from_values(s.metadata)) for s in r.items
+        ]
+        return items, int(r.total)
+
+    request = pb.ScanRequest(collection=collection, offset=offset, limit=limit)
+    return Op("Scan", request, parse)
+
+
 def delete(collection: str, ids: Sequence[str]) -> Op[int]:
     return Op("Delete", pb.DeleteRequest(collection=collection, ids=list(ids)),
               lambda r: int(r.deleted))  # fmt: skip

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -75,6 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     restore = client_command("restore", help="create a collection from a backup")
     restore.add_argument("name")
     restore.add_argument("collection")
+    train = sub.add_parser("train", help="train a recipe of models/ into an artifact folder")
+    train.add_argument("recipe", help="shapes-by-colour, shapes-by-shape or houses-by-price")
+    train.add_argument("--out", help="artifact folder (default: ./RECIPE)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--tiny", action="store_true", help="a seconds-long run, for tests")
+    demo = client_command("demo", help="load held-out generated data for the trained encoders")
+    demo.add_argument("dataset", choices=("shapes", "houses"))
+    demo.add_argument("-n", type=int, default=1000)
+    evaluate = client_command("evaluate", help="what each geometry keeps, through the service")
+    evaluate.add_argument("dataset", choices=("shapes", "houses"))
+    evaluate.add_argument("-k", type=int, default=10)
+    plot = client_command("plot", help="render collections' geometry side by side as a PNG")
+    plot.add_argument("collections", nargs="+")
+    plot.add_argument("--color-by", required=True, help="a metadata field")
+    plot.add_argument("--out", required=True)
     analogy = client_command("analogy", help="positive - negative, e.g. king woman -n man")
     analogy.add_argument("collection")
     analogy.add_argument("positive", nargs="+", help="texts that add")
@@ -157,6 +173,25 @@ def _client(args: argparse.Namespace) -> int:
             elif args.command == "search":
                 for hit in es.search(args.collection, args.text, args.k):
                     show(hit)
+            elif args.command == "demo":
+                from . import geometry
+
+                load = geometry.load_shapes if args.dataset == "shapes" else geometry.load_houses
+                print(json.dumps(load(es, args.n)))
+            elif args.command == "evaluate":
+                from . import geometry
+
+                if args.dataset == "shapes":
+                    names, fields = list(geometry.SHAPES), ["colour", "shape"]
+                    print(geometry.agreement_table(es, names, fields, args.k))
+                else:
+                    fields = ["area_code", "tax_bracket", "school_district", "colour"]
+                    print(geometry.agreement_table(es, list(geometry.HOUSES), fields, args.k))
+                    print(f"price probe R² (ridge): {geometry.price_probe(es, 'houses-price'):.3f}")
+            elif args.command == "plot":
+                from . import geometry
+
+                print(geometry.plot(es, args.collections, args.color_by, Path(args.out)))
             elif args.command == "backup":
                 show(es.backup(args.collection, args.name))
             elif args.command == "restore":
@@ -195,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "health":
         return _health(args)
+    if args.command == "train":
+        from .training.train import train
+
+        out = Path(args.out or args.recipe)
+        metrics = train(args.recipe, out, seed=args.seed, progress=True, tiny=args.tiny)
+        print(json.dumps({"artifact": str(out), "metrics": metrics}, indent=2))
+        return 0
     return _client(args)
 
 

@@ -35,7 +35,22 @@ class EncoderConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-DEFAULT_ENCODERS = (EncoderConfig(name="minilm", kind="sentence-transformers"),)
+def _shipped(name: str) -> str:
+    from embedspace_models import artifact
+
+    return str(artifact(name))
+
+
+# The embedded default: the bundled text encoder, the trained encoders committed in
+# models/, and the two colour spaces.
+DEFAULT_ENCODERS = (
+    EncoderConfig(name="minilm", kind="sentence-transformers"),
+    EncoderConfig(name="shapes-by-colour", kind="trained", path=_shipped("shapes-by-colour")),
+    EncoderConfig(name="shapes-by-shape", kind="trained", path=_shipped("shapes-by-shape")),
+    EncoderConfig(name="houses-by-price", kind="trained", path=_shipped("houses-by-price")),
+    EncoderConfig(name="rgb", kind="colour", options={"space": "rgb"}),
+    EncoderConfig(name="lab", kind="colour", options={"space": "lab"}),
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ class Settings:
     search_wait_ms: float = 1.0
     reflection: bool = True
     log_level: str = "INFO"
+    # Create the built-in collections (the 949 XKCD colours in each colour space) if missing.
+    builtin_collections: bool = True
     # Security. tokens: comma-separated bearer tokens; empty means no authentication.
     tokens: str = field(default="", repr=False)
     public_reflection: bool = False  # reflection without a token (health never needs one)

@@ -189,6 +189,10 @@ def get_response(items: list[StoredItem]) -> pb.GetResponse:
     return pb.GetResponse(items=[stored_item(s) for s in items])
 
 
+def scan_response(items: list[StoredItem], total: int) -> pb.ScanResponse:
+    return pb.ScanResponse(items=[stored_item(s) for s in items], total=total)
+
+
 def delete_response(deleted: int) -> pb.DeleteResponse:
     return pb.DeleteResponse(deleted=deleted)
 

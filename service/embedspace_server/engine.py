@@ -5,6 +5,7 @@ collections. It knows nothing of gRPC; every method is blocking and thread-safe.
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,8 @@ from .types import (
     VectorQuery,
 )
 from .vecmath import check_vector, unit_rows
+
+log = logging.getLogger(__name__)
 
 MAX_QUERY_DEPTH = 16
 DEFAULT_INDEX = "Flat"
@@ -208,6 +211,27 @@ class Engine:
         folder = self.limits.backup_dir or self.limits.data_dir / "backups"
         return Path(folder) / name
 
+    def ensure_builtin_collections(self) -> list[str]:
+        """Creates `xkcd-<space>`, the 949 XKCD colour names under each loaded colour
+        encoder, where missing; returns the names created."""
+        from .encoders.colour import xkcd_colours
+
+        created = []
+        for info in self.encoders():
+            name = f"xkcd-{info.name}"
+            if info.provenance.kind != "colour" or name in self._collections:
+                continue
+            self.create_collection(name, info.name)
+            points = [
+                UpsertPoint(n, Text(n), None, {"hex": _hex(rgb)}) for n, rgb in xkcd_colours()
+            ]
+            step = self.limits.max_batch
+            for i in range(0, len(points), step):
+                self.upsert(name, points[i : i + step])
+            created.append(name)
+            log.info("created built-in collection %r (%d colours)", name, len(points))
+        return created
+
     def snapshot(self) -> int:
         """Rebuilds indexes heavy with tombstones, then snapshots every collection that
         changed since its last save (compacting its log); returns how many were saved."""
@@ -253,6 +277,10 @@ class Engine:
     def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
         self._check_batch(len(ids), "ids")
         return self.collection(collection).get(ids)
+
+    def scan(self, collection: str, offset: int, limit: int) -> tuple[list[StoredItem], int]:
+        limit = min(limit or self.limits.max_batch, self.limits.max_batch)
+        return self.collection(collection).scan(offset, limit)
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         self._check_batch(len(ids), "ids")
@@ -575,6 +603,10 @@ class _Coalescer(MicroBatcher[_SearchRequest, list[Neighbor]]):
             for i, h in zip(members, hits, strict=True):
                 answers[i] = h
         return answers
+
+
+def _hex(rgb: tuple[float, float, float]) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
 
 
 def _check_weights(weights: Sequence[float]) -> None:

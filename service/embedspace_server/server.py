@@ -23,11 +23,12 @@ from .engine import Engine
 from .errors import FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .servicer import SERVICE, EmbedspaceServicer, add_to_server
-from .types import ItemKind
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = SERVICE.full_name
+# Encoder kinds with a forward pass worth sharing between concurrent callers.
+BATCHED_KINDS = ("sentence-transformers", "trained")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -127,7 +128,7 @@ class EmbedspaceServer:
         self._batched = [
             BatchedEncoder(e, max_items=s.embed_batch, max_wait_s=s.embed_wait_ms / 1000)
             for e in encoders
-            if s.embed_batch > 1 and e.info.item_kind is not ItemKind.VECTOR
+            if s.embed_batch > 1 and e.info.provenance.kind in BATCHED_KINDS
         ]
         batched = {b.info.name: b for b in self._batched}
         encoders = [batched.get(e.info.name, e) for e in encoders]
@@ -135,6 +136,8 @@ class EmbedspaceServer:
         self.engine = await loop.run_in_executor(
             self.pool, lambda: Engine(EncoderRegistry(encoders), store, s)
         )
+        if s.builtin_collections:
+            await loop.run_in_executor(self.pool, self.engine.ensure_builtin_collections)
         self.servicer.engine = self.engine
         await self._set_health(SERVING)
         self._snapshots = asyncio.create_task(self._snapshot_loop())

@@ -194,6 +194,12 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
         return convert.get_response(items)
 
     @_handler
+    def Scan(self, engine: Engine, request: pb.ScanRequest) -> pb.ScanResponse:
+        return convert.scan_response(
+            *engine.scan(request.collection, request.offset, request.limit)
+        )
+
+    @_handler
     def Delete(self, engine: Engine, request: pb.DeleteRequest) -> pb.DeleteResponse:
         return convert.delete_response(engine.delete(request.collection, list(request.ids)))
 

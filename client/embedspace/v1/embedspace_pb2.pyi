@@ -346,6 +346,24 @@ class GetResponse(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[StoredItem]
     def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ...) -> None: ...
 
+class ScanRequest(_message.Message):
+    __slots__ = ("collection", "offset", "limit")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    offset: int
+    limit: int
+    def __init__(self, collection: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ScanResponse(_message.Message):
+    __slots__ = ("items", "total")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[StoredItem]
+    total: int
+    def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class DeleteRequest(_message.Message):
     __slots__ = ("collection", "ids")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

@@ -84,6 +84,11 @@ class EmbedspaceStub:
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.GetRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.GetResponse.FromString,
                 _registered_method=True)
+        self.Scan = channel.unary_unary(
+                '/embedspace.v1.Embedspace/Scan',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.ScanRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ScanResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Delete',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.DeleteRequest.SerializeToString,
@@ -190,6 +195,13 @@ class EmbedspaceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scan(self, request, context):
+        """Pages through a collection's items in insertion order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Delete(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -291,6 +303,11 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.GetRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.GetResponse.SerializeToString,
+            ),
+            'Scan': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scan,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ScanRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.ScanResponse.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
@@ -598,6 +615,33 @@ class Embedspace:
             '/embedspace.v1.Embedspace/Get',
             embedspace_dot_v1_dot_embedspace__pb2.GetRequest.SerializeToString,
             embedspace_dot_v1_dot_embedspace__pb2.GetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/Scan',
+            embedspace_dot_v1_dot_embedspace__pb2.ScanRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.ScanResponse.FromString,
             options,
             channel_credentials,
             insecure,

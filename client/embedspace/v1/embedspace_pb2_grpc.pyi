@@ -56,6 +56,8 @@ class EmbedspaceStub:
     Upsert: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]
     """Inserts or replaces items by id."""
     Get: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]
+    Scan: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.ScanRequest, _embedspace_pb2.ScanResponse]
+    """Pages through a collection's items in insertion order."""
     Delete: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DeleteRequest, _embedspace_pb2.DeleteResponse]
     Search: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.SearchRequest, _embedspace_pb2.SearchResponse]
     """Nearest neighbours of one query, best first."""
@@ -92,6 +94,8 @@ class EmbedspaceAsyncStub(EmbedspaceStub):
     Upsert: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]  # type: ignore[assignment]
     """Inserts or replaces items by id."""
     Get: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]  # type: ignore[assignment]
+    Scan: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.ScanRequest, _embedspace_pb2.ScanResponse]  # type: ignore[assignment]
+    """Pages through a collection's items in insertion order."""
     Delete: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DeleteRequest, _embedspace_pb2.DeleteResponse]  # type: ignore[assignment]
     Search: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.SearchRequest, _embedspace_pb2.SearchResponse]  # type: ignore[assignment]
     """Nearest neighbours of one query, best first."""
@@ -185,6 +189,14 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         request: _embedspace_pb2.GetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.GetResponse, _abc.Awaitable[_embedspace_pb2.GetResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Scan(
+        self,
+        request: _embedspace_pb2.ScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.ScanResponse, _abc.Awaitable[_embedspace_pb2.ScanResponse]]:
+        """Pages through a collection's items in insertion order."""
 
     @_abc_1.abstractmethod
     def Delete(

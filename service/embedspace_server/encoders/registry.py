@@ -3,16 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ..config import EncoderConfig
 from ..errors import EncoderNotFound, InvalidInput
 from ..types import EncoderInfo, Metric
 from .base import Encoder
 
-KINDS = ("sentence-transformers", "vector")
+KINDS = ("sentence-transformers", "vector", "trained", "colour", "word-vectors")
+# The `options` each kind takes, with their defaults; any other option is an error.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "colour": {"space": "rgb"},
+    "word-vectors": {"format": "word2vec-text"},
+}
+
+
+def _options(config: EncoderConfig) -> dict[str, Any]:
+    known = OPTIONS.get(config.kind, {})
+    unknown = sorted(set(config.options) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"encoder {config.name!r} of kind {config.kind!r}: unknown options {unknown}; "
+            f"known: {sorted(known) or 'none'}"
+        )
+    return {**known, **config.options}
+
+
+def _path(config: EncoderConfig, what: str) -> str:
+    if not config.path:
+        raise InvalidInput(
+            f"encoder {config.name!r} of kind {config.kind!r} needs a 'path' ({what})"
+        )
+    return config.path
 
 
 def build_encoder(config: EncoderConfig) -> Encoder:
+    options = _options(config)
+    if config.kind == "trained":
+        from .trained import TrainedEncoder
+
+        return TrainedEncoder(
+            config.name,
+            _path(config, "an artifact folder with manifest.json and model.safetensors"),
+            metric=config.metric,
+            batch_size=config.batch_size,
+        )
+    if config.kind == "colour":
+        from .colour import ColourEncoder
+
+        return ColourEncoder(config.name, str(options["space"]), metric=config.metric)
+    if config.kind == "word-vectors":
+        from .word_vectors import WordVectorEncoder
+
+        return WordVectorEncoder(
+            config.name,
+            _path(config, "a word2vec or GloVe file"),
+            fmt=str(options["format"]),
+            metric=config.metric,
+        )
     if config.kind == "sentence-transformers":
         from .sentence_transformers import SentenceTransformerEncoder
 

@@ -9,6 +9,7 @@ readers never see a half-applied write.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -165,6 +166,12 @@ class Collection:
     def get(self, keys: Sequence[str]) -> list[StoredItem]:
         with self.lock:
             return [StoredItem(k, self.vector(k), self._metadata.get(k, {})) for k in keys]
+
+    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
+        """Items from `offset` in insertion order, at most `limit`, and the total."""
+        with self.lock:
+            keys = list(itertools.islice(self._ids, offset, offset + limit))
+            return self.get(keys), len(self._ids)
 
     def metadata(self, key: str) -> Metadata:
         with self.lock:
