@@ -78,11 +78,12 @@ class Settings:
     faiss_threads: int = 0  # OpenMP threads for FAISS; 0 leaves its default
     # Dynamic batching: concurrent embeds of one encoder share a forward pass of at most
     # embed_batch items, and concurrent searches of one collection a FAISS call of at most
-    # search_batch queries; a lone call waits at most *_wait_ms for company. 1 turns it off.
+    # search_batch queries. Batches form from the calls that queue while the previous batch
+    # runs; *_wait_ms > 0 also holds a lone call that long for company. 1 turns it off.
     embed_batch: int = 64
-    embed_wait_ms: float = 2.0
+    embed_wait_ms: float = 0.0
     search_batch: int = 64
-    search_wait_ms: float = 1.0
+    search_wait_ms: float = 0.0
     reflection: bool = True
     log_level: str = "INFO"
     # Create the built-in collections (the 949 XKCD colours in each colour space) if missing.
