@@ -101,7 +101,13 @@ CASES: list[tuple[str, str, Any, grpc.StatusCode, str]] = [
     ("collection named after another encoder", "CreateCollection",
      pb.CreateCollectionRequest(name="vec8l2", encoder="vec8"), C.INVALID_ARGUMENT, "encoder"),
     ("bad index factory", "CreateCollection", pb.CreateCollectionRequest(name="fresh-bad",
-     encoder="vec8", index="NoSuchIndex"), C.INVALID_ARGUMENT, "index-factory"),
+     encoder="vec8", index="NoSuchIndex"), C.INVALID_ARGUMENT, "not supported"),
+    ("index that crashes FAISS", "CreateCollection", pb.CreateCollectionRequest(
+     name="fresh-bad", encoder="vec8", index="HNSW0"), C.INVALID_ARGUMENT, "4 <= M <= 128"),
+    ("NSG index", "CreateCollection", pb.CreateCollectionRequest(name="fresh-bad",
+     encoder="vec8", index="NSG32"), C.INVALID_ARGUMENT, "not supported"),
+    ("PQ that does not divide", "CreateCollection", pb.CreateCollectionRequest(
+     name="fresh-bad", encoder="vec8", index="PQ3"), C.INVALID_ARGUMENT, "divides"),
     ("index with IDMap", "CreateCollection", pb.CreateCollectionRequest(name="fresh-bad",
      encoder="vec8", index="IDMap,Flat"), C.INVALID_ARGUMENT, "IDMap"),
     ("unknown encoder for collection", "CreateCollection",
