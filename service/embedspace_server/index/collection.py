@@ -448,9 +448,9 @@ def first_line(error: BaseException) -> str:
 
 # FAISS trusts its factory strings: some parameters crash the process instead of raising
 # (HNSW0, NSG, PQ1x0, ...). Only these forms, with their parameters in range, are accepted.
-FACTORY_FORMS = "Flat, SQ4|6|8|fp16, PQ<m>[x<b>], HNSW<M>[,Flat|SQ8|...], IVF<lists>,<codes>"
+FACTORY_FORMS = "Flat, SQ4|6|8|fp16, PQ<m>[x<b>][np], HNSW<M>[,Flat|SQ8|...], IVF<lists>,<codes>"
 _SQ = re.compile(r"^SQ(?:4|6|8|fp16)$")
-_PQ = re.compile(r"^PQ(\d{1,4})(?:x(\d{1,2}))?$")
+_PQ = re.compile(r"^PQ(\d{1,4})(?:x(\d{1,2}))?(?:np)?$")
 _HNSW = re.compile(r"^HNSW(\d{1,3})$")
 _IVF = re.compile(r"^IVF(\d{1,6})$")
 
