@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,16 @@ from embedspace_server.server import EmbedspaceServer
 from embedspace_server.types import Metric
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition: Any, timeout: float = 30) -> None:
+    """Polls `condition` until it holds; fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 class RunningServer:

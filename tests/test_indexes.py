@@ -15,7 +15,7 @@ from embedspace_server.errors import CollectionNotFound
 from embedspace_server.index import CollectionStore
 from gensim.models import KeyedVectors
 
-from .test_lifecycle import wait_until
+from .conftest import wait_until
 
 
 def _fill(client: Client, name: str, index: str, n: int = 400) -> tuple[list[str], np.ndarray]:

@@ -20,6 +20,8 @@ from embedspace_server.server import EmbedspaceServer
 from embedspace_server.types import FloatArray, Item
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .conftest import wait_until
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -36,15 +38,6 @@ class GatedEncoder(VectorEncoder):
         self.entered.set()
         assert self.gate.wait(30)
         return super()._encode(items)
-
-
-def wait_until(condition: Any, timeout: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def health_of(target: str, service: str = "") -> int:

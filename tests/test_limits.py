@@ -12,8 +12,8 @@ import pytest
 from embedspace import Client, DeadlineExceeded, InvalidArgument, ResourceExhausted
 from embedspace_server.config import Settings
 
-from .conftest import RunningServer
-from .test_lifecycle import GatedEncoder, wait_until
+from .conftest import RunningServer, wait_until
+from .test_lifecycle import GatedEncoder
 
 
 @pytest.fixture

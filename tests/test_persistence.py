@@ -11,7 +11,7 @@ from embedspace import Client
 from embedspace_server.errors import FailedPrecondition
 from embedspace_server.index import CollectionStore
 
-from .test_lifecycle import wait_until
+from .conftest import wait_until
 
 
 def test_collections_survive_a_restart(start_server: Any, tmp_path: Path) -> None:

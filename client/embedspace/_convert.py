@@ -207,24 +207,18 @@ def upsert(
     return Op("Upsert", request, lambda r: UpsertResult(r.inserted, r.replaced))
 
 
-def get(collection: str, ids: Sequence[str]) -> Op[list[StoredItem]]:
-    def parse(r: pb.GetResponse) -> list[StoredItem]:
-        return [
-            StoredItem(s.id, _wire.unpack(s.vector), _wire.from_values(s.metadata)) for s in r.items
-        ]
+def stored_item(s: pb.StoredItem) -> StoredItem:
+    return StoredItem(s.id, _wire.unpack(s.vector), _wire.from_values(s.metadata))
 
-    return Op("Get", pb.GetRequest(collection=collection, ids=list(ids)), parse)
+
+def get(collection: str, ids: Sequence[str]) -> Op[list[StoredItem]]:
+    request = pb.GetRequest(collection=collection, ids=list(ids))
+    return Op("Get", request, lambda r: [stored_item(s) for s in r.items])
 
 
 def scan(collection: str, offset: int, limit: int) -> Op[tuple[list[StoredItem], int]]:
-    def parse(r: pb.ScanResponse) -> tuple[list[StoredItem], int]:
-        items = [
-            StoredItem(s.id, _wire.unpack(s.vector), _wire.from_values(s.metadata)) for s in r.items
-        ]
-        return items, int(r.total)
-
     request = pb.ScanRequest(collection=collection, offset=offset, limit=limit)
-    return Op("Scan", request, parse)
+    return Op("Scan", request, lambda r: ([stored_item(s) for s in r.items], int(r.total)))
 
 
 def delete(collection: str, ids: Sequence[str]) -> Op[int]:
