@@ -41,7 +41,7 @@ def _embed_one(target: str, text: str) -> Any:
         return es.embed("minilm", [text])[0]
 
 
-def test_coalesced_searches_answer_exactly_as_lone_ones(start_server: Any, tmp_path: Any) -> None:
+def test_coalesced_searches_answer_as_lone_ones(start_server: Any, tmp_path: Any) -> None:
     rng = np.random.default_rng(8)
     vectors = rng.normal(size=(1000, 8)).astype(np.float32)
     queries = rng.normal(size=(60, 8)).astype(np.float32)
@@ -70,7 +70,12 @@ def test_coalesced_searches_answer_exactly_as_lone_ones(start_server: Any, tmp_p
     with start_server(tmp_path / "b", search_batch=1) as server:
         alone = run(server)
         assert not server.server.engine._coalescers
-    assert coalesced == alone
+    # The same neighbours in the same order. Scores agree to float32 rounding: FAISS's
+    # kernels sum in a different order for different batch sizes (a batch of 20 or more
+    # queries is one matrix product), alone or coalesced.
+    assert [[n.id for n in a] for a in coalesced] == [[n.id for n in a] for a in alone]
+    for a, b in zip(coalesced, alone, strict=True):
+        np.testing.assert_allclose([n.score for n in a], [n.score for n in b], atol=1e-6)
 
 
 def test_a_full_batch_never_waits_and_errors_reach_every_caller() -> None:

@@ -72,10 +72,15 @@ class Settings:
     snapshot_interval_s: float = 30.0
     grace_period_s: float = 10.0
     # Threads: blocking work (forward passes, FAISS) runs in a pool of `workers`;
-    # torch gets `torch_threads` intra-op threads (0 leaves torch's default).
+    # a forward pass (torch or OpenVINO) uses `encoder_threads` (0 leaves the runtime's
+    # default, one per core).
     workers: int = 32
-    torch_threads: int = 0
+    encoder_threads: int = 0
     faiss_threads: int = 0  # OpenMP threads for FAISS; 0 leaves its default
+    # FAISS answers a batch of at least this many queries with one matrix product (BLAS)
+    # instead of one scan per query; FAISS's own default (128000) leaves coalesced
+    # batches of a few dozen queries on the slow path.
+    faiss_blas_threshold: int = 20
     # Dynamic batching: concurrent embeds of one encoder share a forward pass of at most
     # embed_batch items, and concurrent searches of one collection a FAISS call of at most
     # search_batch queries. Batches form from the calls that queue while the previous batch
@@ -126,7 +131,8 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "embed_wait_ms": (0, 1000),
     "search_batch": (1, None),
     "search_wait_ms": (0, 1000),
-    "torch_threads": (0, None),
+    "encoder_threads": (0, None),
+    "faiss_blas_threshold": (1, None),
 }
 
 

@@ -35,14 +35,16 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def load_encoders(settings: Settings) -> list[Encoder]:
     """Builds and warms every configured encoder (blocking)."""
-    if settings.torch_threads > 0:
+    if settings.encoder_threads > 0:
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.encoder_threads)
     encoders = []
     for config in settings.encoders:
         log.info("loading encoder %r (%s)", config.name, config.kind)
-        encoder = build_encoder(config)
+        encoder = build_encoder(
+            config, threads=settings.encoder_threads, cache_dir=settings.data_dir / "cache"
+        )
         encoder.warmup()
         encoders.append(encoder)
     return encoders
@@ -121,10 +123,11 @@ class EmbedspaceServer:
         encoders = self._given
         if encoders is None:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
-        if s.faiss_threads > 0:
-            import faiss
+        import faiss
 
+        if s.faiss_threads > 0:
             faiss.omp_set_num_threads(s.faiss_threads)
+        faiss.cvar.distance_compute_blas_threshold = s.faiss_blas_threshold
         self._batched = [
             BatchedEncoder(e, max_items=s.embed_batch, max_wait_s=s.embed_wait_ms / 1000)
             for e in encoders
