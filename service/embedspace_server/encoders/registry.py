@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ..config import EncoderConfig
@@ -15,6 +16,7 @@ KINDS = ("sentence-transformers", "vector", "trained", "colour", "word-vectors")
 OPTIONS: dict[str, dict[str, Any]] = {
     "colour": {"space": "rgb"},
     "word-vectors": {"format": "word2vec-text"},
+    "sentence-transformers": {"backend": "torch"},
 }
 
 
@@ -37,7 +39,12 @@ def _path(config: EncoderConfig, what: str) -> str:
     return config.path
 
 
-def build_encoder(config: EncoderConfig) -> Encoder:
+def build_encoder(
+    config: EncoderConfig, *, threads: int = 0, cache_dir: Path | None = None
+) -> Encoder:
+    """`threads`: per forward pass where the backend takes it (0: its default);
+    `cache_dir`: where backends that need a build step keep their builds (None: rebuild
+    on every load)."""
     options = _options(config)
     if config.kind == "trained":
         from .trained import TrainedEncoder
@@ -65,7 +72,13 @@ def build_encoder(config: EncoderConfig) -> Encoder:
         from .sentence_transformers import SentenceTransformerEncoder
 
         return SentenceTransformerEncoder(
-            config.name, config.path, metric=config.metric, batch_size=config.batch_size
+            config.name,
+            config.path,
+            metric=config.metric,
+            batch_size=config.batch_size,
+            backend=str(options["backend"]),
+            threads=threads,
+            cache_dir=cache_dir,
         )
     if config.kind == "vector":
         from .vector import VectorEncoder

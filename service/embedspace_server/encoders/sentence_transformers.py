@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..types import EncoderInfo, FloatArray, Item, ItemKind, Metric, Provenance, Text
 from .base import Encoder, sha256_file
+from .openvino_text import BACKENDS, OpenVinoText
 
 _METRICS = {"cosine": Metric.COSINE, "dot": Metric.DOT, "euclidean": Metric.L2}
 
@@ -29,12 +30,19 @@ class SentenceTransformerEncoder(Encoder):
         *,
         metric: Metric | None = None,
         batch_size: int = 32,
+        backend: str = "torch",
+        threads: int = 0,
+        cache_dir: Path | None = None,
     ) -> None:
         # Never reach for a hub: the model must be on disk.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        if backend not in BACKENDS:
+            raise InvalidInput(
+                f"encoder {name!r}: unknown backend {backend!r}; known: {list(BACKENDS)}"
+            )
         folder = Path(path) if path else bundled_model_dir()
         if not folder.is_dir():
             raise InvalidInput(f"encoder {name!r}: model folder {str(folder)!r} does not exist")
@@ -48,6 +56,21 @@ class SentenceTransformerEncoder(Encoder):
             ),
             None,
         )
+        details = {
+            "max_seq_length": str(self._model.max_seq_length),
+            "modules": ",".join(type(m).__name__ for m in self._model),
+            "backend": backend,
+        }
+        self._fast: OpenVinoText | None = None
+        if backend != "torch":
+            self._fast = OpenVinoText(
+                self._model,
+                weights_sha256=sha256_file(weights) if weights else str(folder.resolve()),
+                int8=backend == "openvino-int8",
+                threads=threads,
+                cache_dir=cache_dir,
+            )
+            details.update(self._fast.details)
         self.info = EncoderInfo(
             name=name,
             dim=int(self._model.get_embedding_dimension() or 0),
@@ -57,10 +80,7 @@ class SentenceTransformerEncoder(Encoder):
                 kind="sentence-transformers",
                 path=str(folder.resolve()),
                 sha256=sha256_file(weights) if weights else "",
-                details={
-                    "max_seq_length": str(self._model.max_seq_length),
-                    "modules": ",".join(type(m).__name__ for m in self._model),
-                },
+                details=details,
             ),
         )
 
@@ -71,6 +91,8 @@ class SentenceTransformerEncoder(Encoder):
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
         texts = [item.text for item in items if isinstance(item, Text)]
+        if self._fast is not None:
+            return self._fast.encode(texts, self._batch_size)
         out: FloatArray = self._model.encode(
             texts, batch_size=self._batch_size, convert_to_numpy=True, show_progress_bar=False
         )

@@ -34,7 +34,7 @@ class WordVectorEncoder(Encoder):
         file = Path(path)
         if not file.is_file():
             raise InvalidInput(f"encoder {name!r}: word vectors file {str(file)!r} does not exist")
-        from gensim.models import KeyedVectors  # type: ignore[import-untyped]
+        from gensim.models import KeyedVectors
 
         try:
             with warnings.catch_warnings():
