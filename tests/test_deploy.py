@@ -188,7 +188,8 @@ def test_every_variable_the_pod_sets_is_a_server_setting() -> None:
         assert name.startswith("EMBEDSPACE_") and name.removeprefix("EMBEDSPACE_").lower() in fields
     settings = load_settings(env=env)
     assert settings.tokens == secret["tokens"]
-    assert settings.encoder_threads == _quantity(container()["resources"]["limits"]["cpu"])
+    cpus = _quantity(container()["resources"]["limits"]["cpu"])
+    assert settings.encoder_threads == settings.faiss_threads == cpus
 
 
 def test_the_pod_gets_longer_to_stop_than_the_server_takes_to_drain() -> None:
