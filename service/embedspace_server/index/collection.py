@@ -2,8 +2,13 @@
 
 Vectors live only in FAISS (IndexIDMap2, so a stored vector can be reconstructed and
 used as a query; lossy indexes such as SQ or PQ give back their approximation). String ids
-map to int64 FAISS ids from a counter. Every public method takes the collection's lock, so
-readers never see a half-applied write.
+map to int64 FAISS ids ("labels") from a counter. Every public method takes the collection's
+lock, so readers never see a half-applied write.
+
+Per stored vector the bookkeeping is one entry of a dict id -> label (in insertion order,
+which is scan order) and one slot of a list label -> id; metadata is kept only for ids that
+have some. Python objects cost more than the codes of a quantized index, so nothing else is
+kept per id.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # Rebuild an index that cannot remove vectors once this share of it is tombstones.
 REBUILD_FRACTION = 0.2
+# Renumber the labels once unused ones outnumber the ids by this much, so that the list
+# label -> id stays proportional to the ids a collection holds, however many it deleted.
+SPARE_LABELS = 1024
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -90,18 +98,24 @@ class Collection:
         self,
         spec: Spec,
         index: Any,
-        ids: Mapping[str, int] | None = None,
-        metadata: Mapping[str, Metadata] | None = None,
+        ids: dict[str, int] | None = None,
+        metadata: dict[str, Metadata] | None = None,
         next_id: int = 0,
         tombstones: Iterable[int] = (),
         seq: int = 0,
     ) -> None:
+        """`ids` (id -> label, in scan order) and `metadata` are taken over, not copied: a
+        collection of a million ids should not hold two copies while it loads."""
         self.spec = spec
         self.lock = threading.RLock()
         self._index = index
-        self._ids: dict[str, int] = dict(ids or {})
-        self._keys: dict[int, str] = {v: k for k, v in self._ids.items()}
-        self._metadata: dict[str, Metadata] = dict(metadata or {})
+        self._ids: dict[str, int] = {} if ids is None else ids
+        # label -> id, None for a label no longer in use (deleted, replaced or a tombstone).
+        self._keys: list[str | None] = [None] * next_id
+        for key, label in self._ids.items():
+            self._keys[label] = key
+        # Only ids with some metadata are here; the others have {}.
+        self._metadata: dict[str, Metadata] = {} if metadata is None else metadata
         self._next_id = next_id
         self.tombstones: set[int] = set(tombstones or ())
         # Bumped on every write; the store saves when it differs from what it saved last.
@@ -178,12 +192,12 @@ class Collection:
             return self._metadata.get(key, {})
 
     def all_vectors(self) -> tuple[list[str], FloatArray]:
-        """Every stored id and its vector, in one consistent read."""
+        """Every stored id and its vector, in scan order, in one consistent read."""
         with self.lock:
             keys = list(self._ids)
             if not keys:
                 return keys, np.zeros((0, self.spec.dim), np.float32)
-            ints = np.fromiter((self._ids[k] for k in keys), np.int64, len(keys))
+            ints = np.fromiter(self._ids.values(), np.int64, len(keys))
             with self._faiss_call("give back stored vectors"):
                 out: FloatArray = self._index.reconstruct_batch(ints)
             return keys, out
@@ -238,7 +252,7 @@ class Collection:
         for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
             if i < 0:
                 return out, True
-            key = self._keys.get(i)
+            key = self._keys[i]
             if key is None or key in excluded or (allowed is not None and key not in allowed):
                 continue
             score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
@@ -316,11 +330,16 @@ class Collection:
                 self._bury(key)
             with self._faiss_call("store vectors"):
                 self._index.add_with_ids(vectors, ints)
-        for j, key in enumerate(keys):
-            self._ids[key] = int(ints[j])
-            self._keys[int(ints[j])] = key
-            self._metadata[key] = dict(metadata[j])
+        self._keys.extend(itertools.repeat(None, len(keys)))
+        for key, label, md in zip(keys, ints.tolist(), metadata, strict=True):
+            self._ids[key] = label
+            self._keys[label] = key
+            if md:
+                self._metadata[key] = dict(md)
+            else:
+                self._metadata.pop(key, None)
         self._next_id += len(keys)
+        self._tidy_labels()
         self.version += 1
         return UpsertResult(inserted=len(keys) - len(replaced), replaced=len(replaced))
 
@@ -330,8 +349,9 @@ class Collection:
             with self._faiss_call("delete"):
                 self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
             for key in present:
-                del self._keys[self._ids.pop(key)]
+                self._keys[self._ids.pop(key)] = None
                 self._metadata.pop(key, None)
+            self._tidy_labels()
         else:
             for key in present:
                 self._bury(key)
@@ -342,8 +362,30 @@ class Collection:
     def _bury(self, key: str) -> None:
         """Forgets a key whose vector stays in the index, filtered from every answer."""
         i = self._ids.pop(key)
-        del self._keys[i]
+        self._keys[i] = None
         self.tombstones.add(i)
+
+    def _tidy_labels(self) -> None:
+        """Relabels the ids 0..n-1 in scan order, in the id map and in FAISS's IndexIDMap2
+        alike, once deletes and replacements left most labels unused. Only indexes that
+        remove need it (the others relabel as they rebuild), and there every vector in
+        FAISS belongs to an id."""
+        if not self._removable() or self._next_id <= 2 * len(self._ids) + SPARE_LABELS:
+            return
+        faiss = _faiss()
+        remap = np.full(self._next_id, -1, np.int64)
+        remap[np.fromiter(self._ids.values(), np.int64, len(self._ids))] = np.arange(len(self._ids))
+        id_map = self._index.id_map
+        faiss.copy_array_to_vector(remap[faiss.vector_to_array(id_map)], id_map)
+        self._index.construct_rev_map()
+        self._relabel(list(self._ids))
+
+    def _relabel(self, keys: list[str]) -> None:
+        """The id map for labels 0..n-1 given to `keys` (the ids, in scan order)."""
+        labelled: list[str | None] = list(keys)
+        self._ids = dict(zip(keys, range(len(keys)), strict=True))
+        self._keys = labelled
+        self._next_id = len(keys)
 
     def needs_rebuild(self) -> bool:
         with self.lock:
@@ -351,14 +393,15 @@ class Collection:
             return bool(total > 0 and len(self.tombstones) >= REBUILD_FRACTION * total)
 
     def rebuild(self) -> bool:
-        """Rebuilds the index without its tombstones. The new index is built outside the
-        lock and swapped in only if nothing was written meanwhile; returns whether it was."""
+        """Rebuilds the index without its tombstones, labelling the vectors afresh 0..n-1.
+        The new index is built outside the lock and swapped in only if nothing was written
+        meanwhile; returns whether it was."""
         with self.lock:
             if not self.tombstones:
                 return False
             version = self.version
             keys, vectors = self.all_vectors()
-            ints = np.array([self._ids[k] for k in keys], np.int64)
+        ints = np.arange(len(keys), dtype=np.int64)
         index = build_index(self.spec)
         try:
             if not index.is_trained and len(vectors):
@@ -372,6 +415,7 @@ class Collection:
             if self.version != version or self.dropped:
                 return False
             self._index = index
+            self._relabel(keys)
             self.tombstones.clear()
             self.version += 1
             return True
@@ -427,9 +471,16 @@ class Collection:
         spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
         index = _faiss().deserialize_index(blob)
         _apply_params(index, spec)
+        ids, next_id = header["ids"], int(header["next_id"])
+        if not isinstance(ids, dict) or not all(
+            type(label) is int and 0 <= label < next_id for label in ids.values()
+        ):
+            raise ValueError(f"its ids are not a map from id to a label below {next_id}")
+        # Snapshots written before metadata was kept sparse hold {} for every id.
+        metadata = {key: md for key, md in header["metadata"].items() if md}
         return cls(
-            spec, index, header["ids"], header["metadata"], int(header["next_id"]),
-            header.get("tombstones", ()), int(header.get("seq", 0)),
+            spec, index, ids, metadata, next_id, header.get("tombstones", ()),
+            int(header.get("seq", 0)),
         )  # fmt: skip
 
 

@@ -1,0 +1,131 @@
+"""The id map of one collection, checked against a plain dict: scan order (insertion order;
+a replaced id keeps its place in indexes that remove, and moves to the end in those that
+keep tombstones, as it always has), vectors, search hits and metadata stay right through
+deletes, replacements, label renumbering, rebuilds and a reload from a snapshot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from embedspace_server.index import collection
+from embedspace_server.index.collection import Collection
+from embedspace_server.index.store import MAGIC, read_snapshot
+from embedspace_server.types import Metric
+
+DIM = 8
+
+
+class Model:
+    """What the collection should hold: a dict keeps insertion order like scan."""
+
+    def __init__(self, replaced_moves_to_end: bool) -> None:
+        self.items: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+        self.replaced_moves_to_end = replaced_moves_to_end
+
+    def upsert(self, c: Collection, keys: list[str], rng: np.random.Generator) -> None:
+        vectors = rng.normal(size=(len(keys), DIM)).astype(np.float32)
+        metadata = [{"n": int(rng.integers(3))} if rng.random() < 0.3 else {} for _ in keys]
+        c.upsert(keys, vectors, metadata)
+        for key, v, md in zip(keys, vectors, metadata, strict=True):
+            if self.replaced_moves_to_end:
+                self.items.pop(key, None)
+            self.items[key] = (v, md)
+
+    def delete(self, c: Collection, keys: list[str]) -> None:
+        assert c.delete(keys) == len({k for k in keys if k in self.items})
+        for key in keys:
+            self.items.pop(key, None)
+
+    def check(self, c: Collection) -> None:
+        keys = list(self.items)
+        got, total = c.scan(0, len(keys) + 1)
+        assert [item.id for item in got] == keys and total == len(keys) == len(c)
+        # Metadata is kept only for the ids that have some.
+        assert len(c._metadata) == sum(1 for _, md in self.items.values() if md)
+        assert [c.scan(5, 7)[0][i].id for i in range(min(7, len(keys) - 5))] == keys[5:12]
+        exact = c.spec.index == "Flat"
+        for item in got:
+            vector, md = self.items[item.id]
+            assert item.metadata == md == c.metadata(item.id)
+            if exact:
+                assert np.allclose(item.vector, vector)
+        if not keys:
+            assert c.search(np.ones((1, DIM), np.float32), 3) == [[]]
+            return
+        # Every stored vector finds itself (HNSW too, at this size and with a wide efSearch).
+        params = {"efSearch": 2048} if "HNSW" in c.spec.index else None
+        sample = keys[:: max(1, len(keys) // 40)]
+        queries = np.stack([self.items[k][0] for k in sample])
+        hits = c.search(queries, 1, params=params)
+        assert [h[0].id for h in hits] == sample
+        assert all(h[0].metadata == self.items[k][1] for h, k in zip(hits, sample, strict=True))
+        # A filter finds the ids whose metadata matches, all of them in an exhaustive index;
+        # ids without metadata never match.
+        want = {k for k, (_, md) in self.items.items() if md.get("n") == 1}
+        found = {h.id for h in c.search(queries[:1], len(keys), where={"n": 1}, params=params)[0]}
+        assert found == want if params is None else found <= want and len(found) >= len(want) / 2
+
+
+def reload(c: Collection) -> Collection:
+    header, blob, _ = c.state()
+    return Collection.from_state(json.loads(json.dumps(header)), blob)
+
+
+@pytest.mark.parametrize("index", ["Flat", "SQ8", "HNSW8"])
+def test_the_id_map_follows_a_dict_through_writes_rebuilds_and_reloads(
+    index: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collection, "SPARE_LABELS", 16)  # renumber often
+    rng = np.random.default_rng(3)
+    c = Collection.create("c", "v", index, Metric.L2, DIM)
+    model = Model(replaced_moves_to_end=index.startswith("HNSW"))
+    model.upsert(c, [f"a{i}" for i in range(600)], rng)
+    for step in range(8):
+        model.delete(c, [f"a{i}" for i in rng.choice(600, 150, replace=False)] + ["nope"])
+        model.check(c)
+        model.upsert(c, [f"a{i}" for i in rng.choice(600, 150, replace=False)], rng)
+        model.check(c)
+        model.upsert(c, [f"b{step}-{i}" for i in range(50)], rng)
+        model.check(c)
+        if step % 2:
+            c = reload(c)
+            model.check(c)
+        if c.needs_rebuild():
+            assert c.rebuild()
+            assert not c.tombstones
+            model.check(c)
+        # Labels are renumbered rather than let the label -> id list grow with every write.
+        assert c._next_id <= 2 * len(c) + 16 or c.tombstones
+    model.delete(c, list(model.items))
+    model.check(c)
+    model.upsert(c, ["again", "and"], rng)
+    model.check(c)
+    model.check(reload(c))
+
+
+def test_replacing_without_metadata_clears_it() -> None:
+    c = Collection.create("c", "v", "Flat", Metric.DOT, DIM)
+    ones = np.ones((1, DIM), np.float32)
+    c.upsert(["x"], ones, [{"colour": "red"}])
+    c.upsert(["x"], ones, [{}])
+    assert c.get(["x"])[0].metadata == {} and c.metadata("x") == {}
+    assert c.search(ones, 1, where={"colour": "red"}) == [[]]
+    assert reload(c).metadata("x") == {}
+
+
+def test_a_snapshot_with_empty_metadata_per_id_still_loads(tmp_path: Path) -> None:
+    """Snapshots written before metadata was kept sparse held {} for every id."""
+    c = Collection.create("c", "v", "Flat", Metric.DOT, DIM)
+    c.upsert(["x", "y"], np.eye(2, DIM, dtype=np.float32), [{}, {"k": 1}])
+    header, blob, _ = c.state()
+    header["metadata"] = {"x": {}, "y": {"k": 1}}
+    encoded = json.dumps(header).encode()
+    path = tmp_path / "snapshot"
+    path.write_bytes(MAGIC + len(encoded).to_bytes(8, "little") + encoded + blob.tobytes())
+    loaded = read_snapshot(path)
+    assert [(i.id, i.metadata) for i in loaded.scan(0, 10)[0]] == [("x", {}), ("y", {"k": 1})]
+    assert loaded.search(np.eye(1, DIM, dtype=np.float32), 1)[0][0].id == "x"
