@@ -1110,7 +1110,7 @@ class Bench:
         import faiss
 
         p = self.p
-        settings = self.server_settings(torch_threads=0)  # no torch in these servers
+        settings = self.server_settings(encoder_threads=0)  # no forward passes here
         encoders = [{"name": "v384", "kind": "vector", "dim": DIM}]
         overhead = id_overhead(self.words, faiss)
         self.overhead = sum(overhead.values())
@@ -1362,21 +1362,20 @@ def _has_search_params() -> bool:
 def id_overhead(words: Sequence[str], faiss: Any) -> dict[str, float]:
     """Bytes per vector of what a collection keeps besides the codes, rebuilt here as a
     collection loaded from disk holds it (index/collection.py): the id strings, one int per
-    id, dicts id -> int and int -> id, a metadata dict id -> {} with an empty dict per id, and
-    FAISS IndexIDMap2's id array and reverse hash map (measured as RSS growth)."""
+    id, a dict id -> int, a list int -> id (metadata is kept only for ids that have some; these
+    have none), and FAISS IndexIDMap2's id array and reverse hash map (measured as RSS
+    growth)."""
     n = len(words)
     keys = [w.encode().decode() for w in words]  # fresh strings, as parsed from the snapshot
     fwd = {k: i for i, k in enumerate(keys)}
-    rev = {v: k for k, v in fwd.items()}
-    meta: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    rev = list(keys)
     out = {
         "id strings": sum(sys.getsizeof(k) for k in keys) / n,
         "int objects": sys.getsizeof(n * 1000),
         "dict id->int": sys.getsizeof(fwd) / n,
-        "dict int->id": sys.getsizeof(rev) / n,
-        "metadata dict + empty {} per id": (sys.getsizeof(meta) + n * sys.getsizeof({})) / n,
+        "list int->id": sys.getsizeof(rev) / n,
     }
-    del fwd, rev, meta, keys
+    del fwd, rev, keys
     before = _rss_self()
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(1))
     index.add_with_ids(np.zeros((n, 1), np.float32), np.arange(n, dtype=np.int64))

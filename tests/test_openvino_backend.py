@@ -95,6 +95,27 @@ def test_a_cached_build_is_reused(int8: Encoder, cache: Path) -> None:
     np.testing.assert_array_equal(again.encode(items), int8.encode(items))
 
 
+def test_a_damaged_cached_build_is_rebuilt_not_served(int8: Encoder, cache: Path) -> None:
+    (folder,) = [p for p in cache.iterdir() if "int8" in p.name]
+    (folder / "model.xml").write_text("<not a model")
+    again = build_encoder(_config("openvino-int8"), cache_dir=cache)
+    items = [Text(t) for t in _sentences()[:40]]
+    np.testing.assert_allclose(again.encode(items), int8.encode(items), atol=1e-5)
+    assert (folder / "model.xml").read_text().startswith("<?xml")  # repaired
+
+
+def test_a_cache_that_cannot_be_written_costs_only_a_rebuild(
+    tmp_path: Path, minilm: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    encoder = build_encoder(_config("openvino"), cache_dir=blocker / "cache")
+    assert "cannot cache the openvino build" in caplog.text
+    items = [Text("queen"), Text("a red apple")]
+    cos = (_unit(encoder.encode(items)) * _unit(minilm.encode(items))).sum(1)
+    assert cos.min() >= 0.9999
+
+
 def test_a_text_gets_the_same_vector_alone_and_in_any_batch(int8: Encoder, tmp_path: Path) -> None:
     """Static quantization: with dynamic batching, strangers' texts in the same forward
     pass never change a caller's vector."""

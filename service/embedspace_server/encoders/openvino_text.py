@@ -100,6 +100,43 @@ def analogy_accuracy(words: Sequence[str], vectors: FloatArray) -> float:
     return float(score)
 
 
+def _load(folder: Path) -> tuple[Any, dict[str, str]] | None:
+    """A cached build and its measured quality, or None (absent or unreadable)."""
+    import openvino as ov
+
+    if not (folder / "quality.json").exists():
+        return None
+    try:
+        quality = json.loads((folder / "quality.json").read_text())
+        model = ov.Core().read_model(folder / "model.xml")
+    except Exception as e:  # a damaged cache is rebuilt, never served
+        log.warning("ignoring the cached build in %s (%s); building again", folder, e)
+        return None
+    log.info("openvino build loaded from %s", folder)
+    return model, quality
+
+
+def _save(folder: Path, model: Any, quality: dict[str, str]) -> None:
+    """Writes the whole build beside `folder`, then renames it into place: a cache entry
+    is complete or absent. A cache that cannot be written costs a rebuild next start."""
+    import openvino as ov
+
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
+        ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+        (tmp / "quality.json").write_text(json.dumps(quality, indent=1))
+        if folder.exists():  # a damaged entry, or another server's build
+            shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        log.info("openvino build saved in %s", folder)
+    except OSError as e:
+        log.warning("cannot cache the openvino build in %s: %s", folder, e)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class OpenVinoText:
     """Embeds texts with an OpenVINO build of a SentenceTransformer's transformer."""
 
@@ -132,17 +169,21 @@ class OpenVinoText:
         self.backend = "openvino-int8" if int8 else "openvino"
         versions = {"openvino": ov.__version__.split("-")[0], "nncf": nncf.__version__}
         key = "-".join([weights_sha256[:16], self.backend, *versions.values(), f"r{RECIPE}"])
-        built = self._cached(cache_dir / key if cache_dir else None, int8)
-        self._ov_model, quality = built
+        folder = cache_dir / key if cache_dir else None
         config = {"INFERENCE_PRECISION_HINT": "f32"}  # else bf16 where the CPU has it
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = str(threads)
-        self._compiled = ov.Core().compile_model(self._ov_model, "CPU", config)
         self._lock = threading.Lock()  # one inference request, used by one caller at a time
-        if quality is None:
+        cached = _load(folder) if folder else None
+        if cached is not None:
+            model, quality = cached
+            self._compiled = ov.Core().compile_model(model, "CPU", config)
+        else:
+            model = self._build(int8)
+            self._compiled = ov.Core().compile_model(model, "CPU", config)
             quality = self.measure_quality()
-            if cache_dir:
-                (cache_dir / key / "quality.json").write_text(json.dumps(quality, indent=1))
+            if folder:
+                _save(folder, model, quality)
         if float(quality["cosine_min_sentences"]) < MIN_COSINE:
             raise FailedPrecondition(
                 f"the {self.backend} build keeps a cosine of only "
@@ -153,28 +194,6 @@ class OpenVinoText:
         self.details = {"backend": self.backend, **versions, **quality}
 
     # ------------------------------------------------------------------ build
-
-    def _cached(self, folder: Path | None, int8: bool) -> tuple[Any, dict[str, str] | None]:
-        import openvino as ov
-
-        if folder is not None and (folder / "model.xml").exists():
-            quality_file = folder / "quality.json"
-            quality = json.loads(quality_file.read_text()) if quality_file.exists() else None
-            log.info("openvino build loaded from %s", folder)
-            return ov.Core().read_model(folder / "model.xml"), quality
-        model = self._build(int8)
-        if folder is not None:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
-            try:
-                ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
-                tmp.rename(folder)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not (folder / "model.xml").exists():
-                    raise
-            log.info("openvino build saved in %s", folder)
-        return model, None
 
     def _build(self, int8: bool) -> Any:
         import openvino as ov
