@@ -110,3 +110,54 @@ def test_a_full_batch_never_waits_and_errors_reach_every_caller() -> None:
     finally:
         batcher.close()
     assert calls[0] == 4 and calls[1:] == [4]
+
+
+def test_a_caller_that_gives_up_while_queued_is_left_out_of_the_batch() -> None:
+    seen: list[list[int]] = []
+    running, release = threading.Event(), threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        seen.append(items)
+        running.set()
+        assert release.wait(10)
+        return items
+
+    batcher = MicroBatcher(run, max_items=8, max_wait_s=0, name="t")
+    try:
+        first = batcher.submit_nowait([1])
+        assert running.wait(10)  # the batch [1] runs; what comes now queues
+        gave_up = batcher.submit_nowait([2])
+        kept = batcher.submit_nowait([3])
+        assert gave_up.cancel()
+        release.set()
+        assert first.result(10) == [1] and kept.result(10) == [3]
+    finally:
+        batcher.close()
+    assert seen == [[1], [3]]
+
+
+def test_a_vector_search_answers_on_the_event_loop_and_errors_keep_their_status(
+    start_server: Any,
+) -> None:
+    """Searches by a plain vector skip the worker pool: a pool of one busy worker does not
+    hold them up, and their errors are the same statuses as on the pool path."""
+    from embedspace import InvalidArgument, NotFound
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    with start_server(workers=1) as server, Client(server.target) as es:
+        es.create_collection("c", "vec8")
+        es.upsert("c", [f"p{i}" for i in range(50)], vectors=vectors)
+        block = threading.Event()
+        pool = server.server.pool
+        pool.submit(block.wait, 30)  # the only worker is busy
+        try:
+            hits = es.search("c", vectors[7], k=3, timeout=10)
+            assert hits[0].id == "p7"
+            with pytest.raises(InvalidArgument, match="dimension"):
+                es.search("c", np.ones(5, np.float32), timeout=10)
+            with pytest.raises(NotFound):
+                es.search("nope", vectors[0], timeout=10)
+        finally:
+            block.set()
+        assert server.server.servicer.pending == 0

@@ -47,13 +47,18 @@ class MicroBatcher(Generic[T, R]):
 
     def submit(self, items: Sequence[T]) -> list[R]:
         """Blocks until this caller's results are ready; re-raises the batch's error."""
+        return self.submit_nowait(items).result()
+
+    def submit_nowait(self, items: Sequence[T]) -> Future[list[R]]:
+        """Queues the items; the future holds this caller's results or the batch's error.
+        Cancelling it before its batch starts keeps its items out of the batch."""
         future: Future[list[R]] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("batcher is closed")
             self._queue.append((list(items), future))
             self._cond.notify()
-        return future.result()
+        return future
 
     def close(self) -> None:
         with self._cond:
@@ -89,6 +94,10 @@ class MicroBatcher(Generic[T, R]):
             taken = self._take()
             if not taken:
                 return
+            # From here a future cannot be cancelled; one cancelled before is left out.
+            taken = [(r, f) for r, f in taken if f.set_running_or_notify_cancel()]
+            if not taken:
+                continue
             items = [item for request, _ in taken for item in request]
             try:
                 results = self._run(items)

@@ -4,11 +4,13 @@ collections. It knows nothing of gRPC; every method is blocking and thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,6 +301,28 @@ class Engine:
         where: Metadata | None = None,
         params: Mapping[str, float] | None = None,
     ) -> list[Neighbor]:
+        return self.start_search(
+            collection, query, k, min_score=min_score, exclude=exclude, where=where, params=params
+        ).result()
+
+    def coalesces_search(self) -> bool:
+        """Whether concurrent searches of a collection share FAISS calls (search_batch > 1)."""
+        return self.limits.search_batch > 1
+
+    def start_search(
+        self,
+        collection: str,
+        query: Query,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        exclude: Sequence[str] = (),
+        where: Metadata | None = None,
+        params: Mapping[str, float] | None = None,
+    ) -> Future[list[Neighbor]]:
+        """Validates the search and queues it for its collection's next coalesced FAISS
+        call. Blocks only to embed items or read stored ids the query names, and to search
+        at once where coalescing is off (search_batch 1)."""
         self._check_k(k)
         if min_score is not None and not np.isfinite(min_score):
             raise InvalidInput(f"min_score must be a finite number; got {min_score}")
@@ -306,16 +330,39 @@ class Engine:
         assert space.collection is not None
         vector = self._resolve(space, [query])[0]
         if self.limits.search_batch <= 1:
-            return space.collection.search(
-                vector[None], k, exclude=exclude, where=where, min_score=min_score, params=params
-            )[0]
+            done: Future[list[Neighbor]] = Future()
+            done.set_result(
+                space.collection.search(
+                    vector[None], k, exclude=exclude, where=where, min_score=min_score,
+                    params=params,
+                )[0]
+            )  # fmt: skip
+            return done
         request = _SearchRequest(
             vector, k, tuple(exclude), dict(where or {}), min_score, dict(params or {})
         )
-        return self._coalescer(space.collection).submit([request])[0]
+        queued = self._coalescer(space.collection).submit_nowait([request])
+        answer: Future[list[Neighbor]] = Future()
+
+        def give(f: Future[list[list[Neighbor]]]) -> None:
+            with contextlib.suppress(InvalidStateError):  # the caller gave up meanwhile
+                if f.cancelled():
+                    answer.cancel()
+                elif (error := f.exception()) is not None:
+                    answer.set_exception(error)
+                else:
+                    answer.set_result(f.result()[0])
+
+        queued.add_done_callback(give)
+        # A caller that gives up before the batch starts takes its query out of it.
+        answer.add_done_callback(lambda a: a.cancelled() and queued.cancel())
+        return answer
 
     def _coalescer(self, coll: Collection) -> MicroBatcher[_SearchRequest, list[Neighbor]]:
         """The search batcher of a collection: concurrent searches share FAISS calls."""
+        batcher = self._coalescers.get(coll.spec.name)  # without the lock: the usual case
+        if batcher is not None and batcher.collection is coll:
+            return batcher
         with self._lock:
             batcher = self._coalescers.get(coll.spec.name)
             if batcher is None or batcher.collection is not coll:

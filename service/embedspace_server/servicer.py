@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
 import grpc
@@ -26,6 +26,7 @@ from .errors import (
     Unavailable,
 )
 from .status import INTERNAL_MESSAGE, status_of
+from .types import Neighbor
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ def _clip(message: str, limit: int = 2000) -> str:
 
 def _handler(
     fn: Callable[[EmbedspaceServicer, Engine, Req], Resp],
+    inline: Callable[[EmbedspaceServicer, Engine, Req], Awaitable[Resp | None]] | None = None,
 ) -> Callable[[EmbedspaceServicer, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
-    """Runs `fn(engine, request)` in the worker pool and maps its errors to statuses."""
+    """Runs `fn(engine, request)` in the worker pool and maps its errors to statuses.
+
+    `inline`, where given, is tried first on the event loop: for a request it can answer
+    without blocking (it awaits a batch instead) it returns the response, saving the
+    worker-pool hop; for others it returns None and the call goes to the pool."""
 
     @functools.wraps(fn)
     async def wrapper(
@@ -96,6 +102,14 @@ def _handler(
                     f"the server is busy: {self.pending} calls are waiting or running "
                     f"(max_pending {self.max_pending}); retry later"
                 )
+            if inline is not None:
+                self.pending += 1
+                try:
+                    answer = await inline(self, engine, request)
+                finally:
+                    self.pending -= 1
+                if answer is not None:
+                    return answer
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + remaining
 
@@ -203,9 +217,9 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
     def Delete(self, engine: Engine, request: pb.DeleteRequest) -> pb.DeleteResponse:
         return convert.delete_response(engine.delete(request.collection, list(request.ids)))
 
-    @_handler
-    def Search(self, engine: Engine, request: pb.SearchRequest) -> pb.SearchResponse:
-        hits = engine.search(
+    @staticmethod
+    def _search(engine: Engine, request: pb.SearchRequest) -> Future[list[Neighbor]]:
+        return engine.start_search(
             request.collection,
             convert.query(request.query),
             request.k,
@@ -214,7 +228,22 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
             where=convert.metadata(request.where, "where"),
             params=dict(request.search_params),
         )
+
+    async def _search_inline(
+        self, engine: Engine, request: pb.SearchRequest
+    ) -> pb.SearchResponse | None:
+        """A search by a plain vector, coalesced: checking it and queueing it for the next
+        FAISS call take microseconds and never wait on a lock, so they run on the event
+        loop, which then awaits the batch. Items to embed, stored ids to read and searches
+        that are not coalesced go to the pool."""
+        if request.query.WhichOneof("kind") != "vector" or not engine.coalesces_search():
+            return None
+        hits = await asyncio.wrap_future(self._search(engine, request))
         return convert.search_response(hits)
+
+    @functools.partial(_handler, inline=_search_inline)
+    def Search(self, engine: Engine, request: pb.SearchRequest) -> pb.SearchResponse:
+        return convert.search_response(self._search(engine, request).result())
 
     @_handler
     def Distance(self, engine: Engine, request: pb.DistanceRequest) -> pb.DistanceResponse:
