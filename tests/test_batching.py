@@ -136,11 +136,12 @@ def test_a_caller_that_gives_up_while_queued_is_left_out_of_the_batch() -> None:
     assert seen == [[1], [3]]
 
 
-def test_a_vector_search_answers_on_the_event_loop_and_errors_keep_their_status(
+def test_batched_calls_answer_on_the_event_loop_and_errors_keep_their_status(
     start_server: Any,
 ) -> None:
-    """Searches by a plain vector skip the worker pool: a pool of one busy worker does not
-    hold them up, and their errors are the same statuses as on the pool path."""
+    """Searches by a plain vector and embeds for a batching encoder skip the worker pool: a
+    pool of one busy worker does not hold them up, and their errors are the same statuses
+    as on the pool path."""
     from embedspace import InvalidArgument, NotFound
 
     rng = np.random.default_rng(3)
@@ -149,15 +150,17 @@ def test_a_vector_search_answers_on_the_event_loop_and_errors_keep_their_status(
         es.create_collection("c", "vec8")
         es.upsert("c", [f"p{i}" for i in range(50)], vectors=vectors)
         block = threading.Event()
-        pool = server.server.pool
-        pool.submit(block.wait, 30)  # the only worker is busy
+        server.server.pool.submit(block.wait, 30)  # the only worker is busy
         try:
             hits = es.search("c", vectors[7], k=3, timeout=10)
             assert hits[0].id == "p7"
+            assert es.embed("minilm", ["a red apple"], timeout=10).shape == (1, 384)
             with pytest.raises(InvalidArgument, match="dimension"):
                 es.search("c", np.ones(5, np.float32), timeout=10)
             with pytest.raises(NotFound):
                 es.search("nope", vectors[0], timeout=10)
+            with pytest.raises(InvalidArgument, match="empty text"):
+                es.embed("minilm", ["fine", ""], timeout=10)
         finally:
             block.set()
         assert server.server.servicer.pending == 0

@@ -9,12 +9,13 @@ one forms, which is where the gain comes from.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Generic, TypeVar
 
 from .encoders import Encoder
@@ -24,6 +25,29 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+
+
+def then(source: Future[R], fn: Callable[[R], A]) -> Future[A]:
+    """A future of `fn(result)`; errors pass through, and cancelling it cancels `source`
+    (so a caller that gives up before its batch starts is left out of the batch)."""
+    out: Future[A] = Future()
+
+    def give(f: Future[R]) -> None:
+        with contextlib.suppress(InvalidStateError):  # `out` was cancelled meanwhile
+            if f.cancelled():
+                out.cancel()
+            elif (error := f.exception()) is not None:
+                out.set_exception(error)
+            else:
+                try:
+                    out.set_result(fn(f.result()))
+                except Exception as e:
+                    out.set_exception(e)
+
+    source.add_done_callback(give)
+    out.add_done_callback(lambda o: o.cancelled() and source.cancel())
+    return out
 
 
 class MicroBatcher(Generic[T, R]):
@@ -133,6 +157,13 @@ class BatchedEncoder(Encoder):
         import numpy as np
 
         return np.stack(self.batcher.submit(items))
+
+    def encode_nowait(self, items: Sequence[Item]) -> Future[FloatArray]:
+        """Validates the items, then queues them for the next forward pass."""
+        import numpy as np
+
+        self.validate(items)
+        return then(self.batcher.submit_nowait(items), np.stack)
 
     def warmup(self) -> None:
         self.inner.warmup()

@@ -4,20 +4,19 @@ collections. It knows nothing of gRPC; every method is blocking and thread-safe.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from .batching import MicroBatcher
+from .batching import MicroBatcher, then
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry
 from .errors import (
@@ -127,6 +126,14 @@ class Engine:
         enc = self.registry.get(encoder)
         self._check_texts(items)
         return enc.encode(items)
+
+    def start_embed(self, encoder: str, items: Sequence[Item]) -> Future[FloatArray] | None:
+        """Validates the items and queues them for the encoder's next shared forward pass,
+        without blocking; None where the encoder does not batch (use `embed`)."""
+        self._check_batch(len(items), "items")
+        enc = self.registry.get(encoder)
+        self._check_texts(items)
+        return enc.encode_nowait(items)
 
     # ------------------------------------------------------------ collections
 
@@ -342,21 +349,7 @@ class Engine:
             vector, k, tuple(exclude), dict(where or {}), min_score, dict(params or {})
         )
         queued = self._coalescer(space.collection).submit_nowait([request])
-        answer: Future[list[Neighbor]] = Future()
-
-        def give(f: Future[list[list[Neighbor]]]) -> None:
-            with contextlib.suppress(InvalidStateError):  # the caller gave up meanwhile
-                if f.cancelled():
-                    answer.cancel()
-                elif (error := f.exception()) is not None:
-                    answer.set_exception(error)
-                else:
-                    answer.set_result(f.result()[0])
-
-        queued.add_done_callback(give)
-        # A caller that gives up before the batch starts takes its query out of it.
-        answer.add_done_callback(lambda a: a.cancelled() and queued.cancel())
-        return answer
+        return then(queued, lambda answers: answers[0])
 
     def _coalescer(self, coll: Collection) -> MicroBatcher[_SearchRequest, list[Neighbor]]:
         """The search batcher of a collection: concurrent searches share FAISS calls."""

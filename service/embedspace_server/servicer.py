@@ -151,7 +151,18 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
     ) -> pb.ListEncodersResponse:
         return convert.list_encoders_response(engine.encoders())
 
-    @_handler
+    async def _embed_inline(
+        self, engine: Engine, request: pb.EmbedRequest
+    ) -> pb.EmbedResponse | None:
+        """Items for an encoder that batches are checked and queued on the event loop,
+        which then awaits the shared forward pass; other encoders embed in the pool."""
+        items = [convert.item(it, f"item {i}") for i, it in enumerate(request.items)]
+        queued = engine.start_embed(request.encoder, items)
+        if queued is None:
+            return None
+        return convert.embed_response(await asyncio.wrap_future(queued))
+
+    @functools.partial(_handler, inline=_embed_inline)
     def Embed(self, engine: Engine, request: pb.EmbedRequest) -> pb.EmbedResponse:
         items = [convert.item(it, f"item {i}") for i, it in enumerate(request.items)]
         return convert.embed_response(engine.embed(request.encoder, items))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,18 @@ class Encoder(ABC):
 
         `labels` name the items in error messages (default "item 0", "item 1", ...).
         """
+        self.validate(items, labels)
+        out = np.ascontiguousarray(self._encode(items), dtype=np.float32)
+        assert out.shape == (len(items), self.info.dim), out.shape
+        return out
+
+    def encode_nowait(self, items: Sequence[Item]) -> Future[FloatArray] | None:
+        """For encoders whose forward passes are shared (batched): validates the items and
+        queues them, without blocking. None: this encoder only embeds with `encode`."""
+        return None
+
+    def validate(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> None:
+        """Raises InvalidInput unless every item is one this encoder can embed."""
         if not items:
             raise InvalidInput(f"encoder {self.info.name!r}: no items to embed")
         for i, item in enumerate(items):
@@ -59,9 +72,6 @@ class Encoder(ABC):
                     f"{label} is {describe_item(item)}"
                 )
             self.check(label, item)
-        out = np.ascontiguousarray(self._encode(items), dtype=np.float32)
-        assert out.shape == (len(items), self.info.dim), out.shape
-        return out
 
     def check(self, label: str, item: Item) -> None:  # noqa: B027 (optional hook)
         """Raises InvalidInput if one item of the right kind is still unusable."""
