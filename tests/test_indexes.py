@@ -170,4 +170,4 @@ def test_search_parameters_per_collection_and_per_query(start_server: Any, tmp_p
         collection = server.server.engine.collection("hnsw")
         import faiss
 
-        assert faiss.downcast_index(collection._index.index).hnsw.efSearch == 80
+        assert faiss.downcast_index(collection._index).hnsw.efSearch == 80

@@ -1,14 +1,16 @@
-"""One collection: a FAISS index behind an id map, string ids and metadata.
+"""One collection: a FAISS index, the string ids of its vectors and their metadata.
 
-Vectors live only in FAISS (IndexIDMap2, so a stored vector can be reconstructed and
-used as a query; lossy indexes such as SQ or PQ give back their approximation). String ids
-map to int64 FAISS ids ("labels") from a counter. Every public method takes the collection's
-lock, so readers never see a half-applied write.
+Vectors live only in FAISS, which reconstructs a stored vector to use it as a query (lossy
+indexes such as SQ or PQ give back their approximation). An id's label is the position of its
+vector in the index, with no FAISS id map: an id map costs ~50 B per vector, and labels that
+are positions stay in scan order (insertion order) by themselves. Indexes of flat codes (Flat,
+SQ, PQ) overwrite a replaced vector in place and close the gap a delete leaves; the others
+(HNSW, IVF) append a replaced vector and keep the old one, and a deleted one, as tombstones
+until a rebuild. Every public method takes the collection's lock, so readers never see a
+half-applied write.
 
-Per stored vector the bookkeeping is one entry of a dict id -> label (in insertion order,
-which is scan order) and one slot of a list label -> id; metadata is kept only for ids that
-have some. Python objects cost more than the codes of a quantized index, so nothing else is
-kept per id.
+Per stored vector the bookkeeping is the id (idmap.IdMap, ~80 B) and metadata only for ids
+that have some: Python objects cost more than the codes of a quantized index.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..types import (
     UpsertResult,
 )
 from ..vecmath import unit_rows
+from .idmap import IdMap
 from .wal import (
     OP_DELETE,
     OP_UPSERT,
@@ -51,9 +54,6 @@ log = logging.getLogger(__name__)
 
 # Rebuild an index that cannot remove vectors once this share of it is tombstones.
 REBUILD_FRACTION = 0.2
-# Renumber the labels once unused ones outnumber the ids by this much, so that the list
-# label -> id stays proportional to the ids a collection holds, however many it deleted.
-SPARE_LABELS = 1024
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -98,26 +98,19 @@ class Collection:
         self,
         spec: Spec,
         index: Any,
-        ids: dict[str, int] | None = None,
+        keys: list[str | None] | None = None,
         metadata: dict[str, Metadata] | None = None,
-        next_id: int = 0,
-        tombstones: Iterable[int] = (),
         seq: int = 0,
     ) -> None:
-        """`ids` (id -> label, in scan order) and `metadata` are taken over, not copied: a
-        collection of a million ids should not hold two copies while it loads."""
+        """`keys` (the id at each position of `index`, None for a tombstone) and `metadata`
+        are taken over, not copied: a collection of a million ids should not hold two copies
+        while it loads."""
         self.spec = spec
         self.lock = threading.RLock()
         self._index = index
-        self._ids: dict[str, int] = {} if ids is None else ids
-        # label -> id, None for a label no longer in use (deleted, replaced or a tombstone).
-        self._keys: list[str | None] = [None] * next_id
-        for key, label in self._ids.items():
-            self._keys[label] = key
+        self._ids = IdMap([] if keys is None else keys)
         # Only ids with some metadata are here; the others have {}.
         self._metadata: dict[str, Metadata] = {} if metadata is None else metadata
-        self._next_id = next_id
-        self.tombstones: set[int] = set(tombstones or ())
         # Bumped on every write; the store saves when it differs from what it saved last.
         self.version = 0
         # The write-ahead log (set by the store) and the last seq applied.
@@ -166,20 +159,31 @@ class Collection:
             return len(self._ids)
 
     def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
         with self.lock:
-            return key in self._ids
+            return self._ids.find([key])[0] is not None
+
+    @property
+    def tombstones(self) -> int:
+        """How many vectors in the index belong to no id (indexes that cannot remove)."""
+        with self.lock:
+            return int(self._index.ntotal) - len(self._ids)
 
     def vector(self, key: str) -> FloatArray:
-        with self.lock:
-            if key not in self._ids:
-                raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
-            with self._faiss_call("give back stored vectors"):
-                out: FloatArray = self._index.reconstruct(self._ids[key])
-            return out
+        return self.get([key])[0].vector
 
     def get(self, keys: Sequence[str]) -> list[StoredItem]:
         with self.lock:
-            return [StoredItem(k, self.vector(k), self._metadata.get(k, {})) for k in keys]
+            labels = self._ids.find(keys)
+            out = []
+            for key, label in zip(keys, labels, strict=True):
+                if label is None:
+                    raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
+                with self._faiss_call("give back stored vectors"):
+                    vector = self._index.reconstruct(label)
+                out.append(StoredItem(key, vector, self._metadata.get(key, {})))
+            return out
 
     def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
         """Items from `offset` in insertion order, at most `limit`, and the total."""
@@ -197,9 +201,8 @@ class Collection:
             keys = list(self._ids)
             if not keys:
                 return keys, np.zeros((0, self.spec.dim), np.float32)
-            ints = np.fromiter(self._ids.values(), np.int64, len(keys))
             with self._faiss_call("give back stored vectors"):
-                out: FloatArray = self._index.reconstruct_batch(ints)
+                out: FloatArray = self._index.reconstruct_batch(self._ids.labels())
             return keys, out
 
     def search(
@@ -220,7 +223,7 @@ class Collection:
             if not self._ids:
                 return [[] for _ in range(len(queries))]
             n = self._index.ntotal  # tombstones included
-            excluded_n = len(excluded) + len(self.tombstones)
+            excluded_n = len(excluded) + self.tombstones
             allowed = None
             if where:
                 allowed = {key for key, md in self._metadata.items() if _matches(md, where)}
@@ -249,10 +252,11 @@ class Collection:
     ) -> tuple[list[Neighbor], bool]:
         """(hits, whether fetching more could not add any)."""
         out: list[Neighbor] = []
+        by_label = self._ids.by_label
         for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
             if i < 0:
                 return out, True
-            key = self._keys[i]
+            key = by_label[i]
             if key is None or key in excluded or (allowed is not None and key not in allowed):
                 continue
             score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
@@ -289,7 +293,9 @@ class Collection:
     def delete(self, keys: Sequence[str]) -> int:
         with self.lock:
             self._check_live()
-            present = [k for k in dict.fromkeys(keys) if k in self._ids]
+            unique = list(dict.fromkeys(keys))
+            labels = self._ids.find(unique)
+            present = [k for k, label in zip(unique, labels, strict=True) if label is not None]
             if not present:
                 return 0
             if self.journal is not None:
@@ -313,84 +319,57 @@ class Collection:
     def _apply_upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
-        replaced = [k for k in keys if k in self._ids]
-        ints = np.arange(self._next_id, self._next_id + len(keys), dtype=np.int64)
+        labels = self._ids.find(keys)
+        old = [(j, label) for j, label in enumerate(labels) if label is not None]
         if self._removable():
-            # Replaced items keep their FAISS id, so a later search finds them in place.
-            for j, key in enumerate(keys):
-                ints[j] = self._ids.get(key, ints[j])
-            dead = np.array([self._ids[k] for k in replaced], np.int64)
-            with self._faiss_call("store vectors"):
-                if len(dead):
-                    self._index.remove_ids(dead)
-                self._index.add_with_ids(vectors, ints)
+            # A replaced vector is overwritten where it is, keeping its place in scan order.
+            if old:
+                self._overwrite([label for _, label in old], vectors[[j for j, _ in old]])
+            new = [j for j, label in enumerate(labels) if label is None]
         else:
             # Indexes that cannot remove keep the old vector as a tombstone.
-            for key in replaced:
-                self._bury(key)
+            for _, label in old:
+                self._ids.bury(label)
+            new = list(range(len(keys)))
+        if new:
             with self._faiss_call("store vectors"):
-                self._index.add_with_ids(vectors, ints)
-        self._keys.extend(itertools.repeat(None, len(keys)))
-        for key, label, md in zip(keys, ints.tolist(), metadata, strict=True):
-            self._ids[key] = label
-            self._keys[label] = key
+                self._index.add(vectors[new])
+            self._ids.append([keys[j] for j in new])
+        for key, md in zip(keys, metadata, strict=True):
             if md:
                 self._metadata[key] = dict(md)
             else:
                 self._metadata.pop(key, None)
-        self._next_id += len(keys)
-        self._tidy_labels()
         self.version += 1
-        return UpsertResult(inserted=len(keys) - len(replaced), replaced=len(replaced))
+        return UpsertResult(inserted=len(keys) - len(old), replaced=len(old))
+
+    def _overwrite(self, labels: list[int], vectors: FloatArray) -> None:
+        """Replaces the codes at `labels` of an index of flat codes with those of `vectors`."""
+        index = self._index
+        size = index.code_size
+        codes = _faiss().rev_swig_ptr(index.codes.data(), index.ntotal * size)
+        codes.reshape(-1, size)[labels] = index.sa_encode(vectors)
 
     def _apply_delete(self, keys: Sequence[str]) -> int:
-        present = [k for k in keys if k in self._ids]
+        keys = list(dict.fromkeys(keys))
+        labels = self._ids.find(keys)
+        present = [label for label in labels if label is not None]
         if self._removable():
             with self._faiss_call("delete"):
-                self._index.remove_ids(np.array([self._ids[k] for k in present], np.int64))
-            for key in present:
-                self._keys[self._ids.pop(key)] = None
-                self._metadata.pop(key, None)
-            self._tidy_labels()
+                self._index.remove_ids(np.array(present, np.int64))
+            self._ids.remove(present)
         else:
-            for key in present:
-                self._bury(key)
-                self._metadata.pop(key, None)
+            for label in present:
+                self._ids.bury(label)
+        for key in keys:
+            self._metadata.pop(key, None)
         self.version += 1
         return len(present)
-
-    def _bury(self, key: str) -> None:
-        """Forgets a key whose vector stays in the index, filtered from every answer."""
-        i = self._ids.pop(key)
-        self._keys[i] = None
-        self.tombstones.add(i)
-
-    def _tidy_labels(self) -> None:
-        """Relabels the ids 0..n-1 in scan order, in the id map and in FAISS's IndexIDMap2
-        alike, once deletes and replacements left most labels unused. Only indexes that
-        remove need it (the others relabel as they rebuild), and there every vector in
-        FAISS belongs to an id."""
-        if not self._removable() or self._next_id <= 2 * len(self._ids) + SPARE_LABELS:
-            return
-        faiss = _faiss()
-        remap = np.full(self._next_id, -1, np.int64)
-        remap[np.fromiter(self._ids.values(), np.int64, len(self._ids))] = np.arange(len(self._ids))
-        id_map = self._index.id_map
-        faiss.copy_array_to_vector(remap[faiss.vector_to_array(id_map)], id_map)
-        self._index.construct_rev_map()
-        self._relabel(list(self._ids))
-
-    def _relabel(self, keys: list[str]) -> None:
-        """The id map for labels 0..n-1 given to `keys` (the ids, in scan order)."""
-        labelled: list[str | None] = list(keys)
-        self._ids = dict(zip(keys, range(len(keys)), strict=True))
-        self._keys = labelled
-        self._next_id = len(keys)
 
     def needs_rebuild(self) -> bool:
         with self.lock:
             total = self._index.ntotal
-            return bool(total > 0 and len(self.tombstones) >= REBUILD_FRACTION * total)
+            return bool(total > 0 and self.tombstones >= REBUILD_FRACTION * total)
 
     def rebuild(self) -> bool:
         """Rebuilds the index without its tombstones, labelling the vectors afresh 0..n-1.
@@ -401,13 +380,12 @@ class Collection:
                 return False
             version = self.version
             keys, vectors = self.all_vectors()
-        ints = np.arange(len(keys), dtype=np.int64)
         index = build_index(self.spec)
         try:
             if not index.is_trained and len(vectors):
                 index.train(vectors)
             if len(vectors):
-                index.add_with_ids(vectors, ints)
+                index.add(vectors)
         except RuntimeError as e:
             log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
             return False
@@ -415,8 +393,8 @@ class Collection:
             if self.version != version or self.dropped:
                 return False
             self._index = index
-            self._relabel(keys)
-            self.tombstones.clear()
+            labelled: list[str | None] = list(keys)
+            self._ids = IdMap(labelled)
             self.version += 1
             return True
 
@@ -425,11 +403,7 @@ class Collection:
             raise CollectionNotFound(f"collection {self.spec.name!r} was dropped")
 
     def _removable(self) -> bool:
-        """Whether the index removes entries keeping the others in order, as the id map
-        needs: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW and Refine keep
-        deleted vectors as tombstones until a rebuild."""
-        faiss = _faiss()
-        return isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlatCodes)
+        return _removable(self._index)
 
     def _train(self, vectors: FloatArray) -> None:
         try:
@@ -444,8 +418,12 @@ class Collection:
 
     def state(self) -> tuple[dict[str, Any], Any, int]:
         """A consistent copy of everything to persist: (header, index bytes, version).
-        Call it holding the lock to do more in the same consistent moment."""
+        Call it holding the lock to do more in the same consistent moment.
+
+        The header's keys are the id at each position of the index (which is scan order),
+        None for a tombstone: a list of strings parses into little more than the strings."""
         with self.lock:
+            by_label = self._ids.by_label
             header = {
                 "spec": {
                     "name": self.spec.name,
@@ -455,40 +433,64 @@ class Collection:
                     "dim": self.spec.dim,
                     "search_params": dict(self.spec.search_params),
                 },
-                "next_id": self._next_id,
                 "seq": self.seq,
-                "ids": self._ids,
-                "metadata": self._metadata,
-                "tombstones": sorted(self.tombstones),
+                "keys": list(by_label),
+                "metadata": {k: dict(v) for k, v in self._metadata.items()},
             }
             blob = _faiss().serialize_index(self._index)
-            return _deep_copy_json(header), blob, self.version
+            return header, blob, self.version
 
     @classmethod
     def from_state(cls, header: Mapping[str, Any], blob: Any) -> Collection:
         s = header["spec"]
         params = tuple(sorted(s.get("search_params", {}).items()))
         spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
-        index = _faiss().deserialize_index(blob)
+        faiss = _faiss()
+        index = faiss.deserialize_index(blob)
+        keys = header["keys"] if "keys" in header else _keys_by_label(header)
+        if not isinstance(keys, list) or not all(k is None or type(k) is str for k in keys):
+            raise ValueError("its keys are not a list of ids (or null)")
+        if len(set(keys) - {None}) != len(keys) - keys.count(None):
+            raise ValueError("its keys hold an id twice")
+        if isinstance(index, faiss.IndexIDMap2):
+            index, keys = _unwrap(index, keys)
+        elif index.ntotal != len(keys):
+            raise ValueError(f"its index holds {index.ntotal} vectors for {len(keys)} keys")
         _apply_params(index, spec)
-        ids, next_id = header["ids"], int(header["next_id"])
-        if not isinstance(ids, dict) or not all(
-            type(label) is int and 0 <= label < next_id for label in ids.values()
-        ):
-            raise ValueError(f"its ids are not a map from id to a label below {next_id}")
         # Snapshots written before metadata was kept sparse hold {} for every id.
         metadata = {key: md for key, md in header["metadata"].items() if md}
-        return cls(
-            spec, index, ids, metadata, next_id, header.get("tombstones", ()),
-            int(header.get("seq", 0)),
-        )  # fmt: skip
+        return cls(spec, index, keys, metadata, int(header.get("seq", 0)))
 
 
-def _deep_copy_json(header: dict[str, Any]) -> dict[str, Any]:
-    out = dict(header)
-    out["ids"] = dict(header["ids"])
-    out["metadata"] = {k: dict(v) for k, v in header["metadata"].items()}
-    return out
+def _keys_by_label(header: Mapping[str, Any]) -> list[str | None]:
+    """The id at each label of a snapshot written before headers held a list of keys: ids
+    mapped each id to its label, below next_id."""
+    ids, next_id = header["ids"], int(header["next_id"])
+    if not isinstance(ids, dict) or not all(
+        type(label) is int and 0 <= label < next_id for label in ids.values()
+    ):
+        raise ValueError(f"its ids are not a map from id to a label below {next_id}")
+    keys: list[str | None] = [None] * next_id
+    for key, label in ids.items():
+        keys[label] = key
+    return keys
+
+
+def _unwrap(wrapped: Any, by_label: list[str | None]) -> tuple[Any, list[str | None]]:
+    """The bare index of a snapshot written when collections wrapped their index in an
+    IndexIDMap2, its vectors in label order (which was scan order), and the id at each
+    position. Only flat codes ever removed, so only they can need reordering."""
+    faiss = _faiss()
+    labels = faiss.vector_to_array(wrapped.id_map)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(by_label)):
+        raise ValueError(f"its index holds labels outside 0..{len(by_label) - 1}")
+    index = faiss.clone_index(wrapped.index)  # the wrapper owns the inner index
+    order = np.argsort(labels, kind="stable")
+    if (order != np.arange(len(order))).any():
+        if not _removable(index):
+            raise ValueError("its index holds vectors out of label order")
+        index.permute_entries(order)
+    return index, [by_label[label] for label in labels[order].tolist()]
 
 
 def first_line(error: BaseException) -> str:
@@ -540,7 +542,7 @@ def check_factory(index: str, dim: int) -> None:
 
 
 def build_index(spec: Spec) -> Any:
-    """A FAISS index from the factory string, wrapped in an IndexIDMap2."""
+    """A FAISS index from the factory string."""
     faiss = _faiss()
     check_factory(spec.index, spec.dim)
     metric = faiss.METRIC_L2 if spec.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
@@ -554,11 +556,16 @@ def build_index(spec: Spec) -> Any:
     ivf = faiss.try_extract_index_ivf(inner)
     if ivf is not None:
         ivf.make_direct_map()  # so stored vectors can be reconstructed
-    index = faiss.IndexIDMap2(inner)
-    index.own_fields = True
-    inner.this.disown()
-    _apply_params(index, spec)
-    return index
+    _apply_params(inner, spec)
+    return inner
+
+
+def _removable(index: Any) -> bool:
+    """Whether the index removes entries keeping the others in order, as labels that are
+    positions need: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW and Refine
+    keep deleted vectors as tombstones until a rebuild."""
+    faiss = _faiss()
+    return isinstance(faiss.downcast_index(index), faiss.IndexFlatCodes)
 
 
 SEARCH_PARAMS = {"efSearch": "HNSW", "nprobe": "IVF"}
@@ -574,7 +581,7 @@ def _apply_params(index: Any, spec: Spec) -> None:
 
 def _check_param(index: Any, spec: Spec, name: str, value: float) -> None:
     faiss = _faiss()
-    inner = faiss.downcast_index(index.index)
+    inner = faiss.downcast_index(index)
     kind = SEARCH_PARAMS.get(name)
     fits = (kind == "HNSW" and isinstance(inner, faiss.IndexHNSW)) or (
         kind == "IVF" and faiss.try_extract_index_ivf(inner) is not None

@@ -152,7 +152,7 @@ class CollectionStore:
         header, blob, _ = collection.state()
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_snapshot(path, header, blob)
-        return len(header["ids"])
+        return sum(key is not None for key in header["keys"])
 
 
 def _write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
