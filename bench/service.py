@@ -1107,12 +1107,11 @@ class Bench:
         (2) load it, search it, read the baseline RSS, upload the N vectors, read RSS, save;
         (3) load both, search both, read RSS. Loaded = (3) - baseline of (2): both loaded
         "warm" the same way."""
-        import faiss
 
         p = self.p
         settings = self.server_settings(encoder_threads=0)  # no forward passes here
         encoders = [{"name": "v384", "kind": "vector", "dim": DIM}]
-        overhead = id_overhead(self.words, faiss)
+        overhead = id_overhead(self.words)
         self.overhead = sum(overhead.values())
         self.info.append(
             "M: per-vector bookkeeping rebuilt in this process on the same ids: "
@@ -1359,29 +1358,22 @@ def _has_search_params() -> bool:
     return in_proto and "search_params" in inspect.signature(Client.search).parameters
 
 
-def id_overhead(words: Sequence[str], faiss: Any) -> dict[str, float]:
-    """Bytes per vector of what a collection keeps besides the codes, rebuilt here as a
-    collection loaded from disk holds it (index/collection.py): the id strings, one int per
-    id, a dict id -> int, a list int -> id (metadata is kept only for ids that have some; these
-    have none), and FAISS IndexIDMap2's id array and reverse hash map (measured as RSS
-    growth)."""
+def id_overhead(words: Sequence[str]) -> dict[str, float]:
+    """Bytes per vector of what a collection keeps besides the codes, built here as a
+    collection loaded from disk holds it (index/idmap.py): the id strings, a list label ->
+    id, and the sorted hashes and labels that find an id's label (metadata is kept only for
+    ids that have some; these have none)."""
+    from embedspace_server.index.idmap import IdMap
+
     n = len(words)
-    keys = [w.encode().decode() for w in words]  # fresh strings, as parsed from the snapshot
-    fwd = {k: i for i, k in enumerate(keys)}
-    rev = list(keys)
-    out = {
+    keys: list[str | None] = [w.encode().decode() for w in words]  # fresh, as parsed
+    ids = IdMap(keys)
+    sorted_arrays = ids._hashes.nbytes + ids._labels.nbytes
+    return {
         "id strings": sum(sys.getsizeof(k) for k in keys) / n,
-        "int objects": sys.getsizeof(n * 1000),
-        "dict id->int": sys.getsizeof(fwd) / n,
-        "list int->id": sys.getsizeof(rev) / n,
+        "list label->id": sys.getsizeof(ids.by_label) / n,
+        "sorted hashes + labels": sorted_arrays / n,
     }
-    del fwd, rev, keys
-    before = _rss_self()
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(1))
-    index.add_with_ids(np.zeros((n, 1), np.float32), np.arange(n, dtype=np.int64))
-    out["FAISS IDMap2 id array + hash map"] = (_rss_self() - before) / n - 4  # less the d=1 code
-    del index
-    return out
 
 
 def _rss_self() -> int:
