@@ -1376,14 +1376,6 @@ def id_overhead(words: Sequence[str]) -> dict[str, float]:
     }
 
 
-def _rss_self() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 @contextlib.contextmanager
 def _signals_to_exit() -> Iterator[None]:
     """SIGTERM ends the run through `finally`, so the servers are killed and temp dirs go."""
