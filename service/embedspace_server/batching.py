@@ -163,7 +163,8 @@ class BatchedEncoder(Encoder):
         import numpy as np
 
         self.validate(items)
-        return then(self.batcher.submit_nowait(items), np.stack)
+        queued = self.batcher.submit_nowait(items)
+        return then(queued, lambda rows: self._checked(np.stack(rows), len(items)))
 
     def warmup(self) -> None:
         self.inner.warmup()

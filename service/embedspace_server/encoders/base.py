@@ -51,8 +51,12 @@ class Encoder(ABC):
         `labels` name the items in error messages (default "item 0", "item 1", ...).
         """
         self.validate(items, labels)
-        out = np.ascontiguousarray(self._encode(items), dtype=np.float32)
-        assert out.shape == (len(items), self.info.dim), out.shape
+        return self._checked(self._encode(items), len(items))
+
+    def _checked(self, out: FloatArray, count: int) -> FloatArray:
+        """`out` as contiguous float32 rows, one per item."""
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        assert out.shape == (count, self.info.dim), out.shape
         return out
 
     def encode_nowait(self, items: Sequence[Item]) -> Future[FloatArray] | None:
