@@ -141,11 +141,11 @@ def test_a_collection_whose_encoder_is_gone_still_answers_vector_queries(
     store.close()
     store = CollectionStore(tmp_path)
     engine = Engine(EncoderRegistry([]), store)
-    assert engine.search("c", VectorQuery(np.ones(4, np.float32)), 1)[0].id == "a"
+    assert engine.start_search("c", VectorQuery(np.ones(4, np.float32)), 1).result()[0].id == "a"
     from embedspace_server.errors import FailedPrecondition as Precondition
 
     with pytest.raises(Precondition, match="has not loaded"):
-        engine.search("c", ItemQuery(VectorItem(np.ones(4, np.float32))), 1)
+        engine.start_search("c", ItemQuery(VectorItem(np.ones(4, np.float32))), 1)
     store.close()
 
 

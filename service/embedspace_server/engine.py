@@ -297,21 +297,6 @@ class Engine:
 
     # ------------------------------------------------------------ search and distance
 
-    def search(
-        self,
-        collection: str,
-        query: Query,
-        k: int = 10,
-        *,
-        min_score: float | None = None,
-        exclude: Sequence[str] = (),
-        where: Metadata | None = None,
-        params: Mapping[str, float] | None = None,
-    ) -> list[Neighbor]:
-        return self.start_search(
-            collection, query, k, min_score=min_score, exclude=exclude, where=where, params=params
-        ).result()
-
     def coalesces_search(self) -> bool:
         """Whether concurrent searches of a collection share FAISS calls (search_batch > 1)."""
         return self.limits.search_batch > 1
@@ -383,7 +368,7 @@ class Engine:
         exclude = [query.id] if isinstance(query, IdQuery) else []
         answers = []
         for name in collections:
-            hits = self.search(name, query, k, exclude=exclude)
+            hits = self.start_search(name, query, k, exclude=exclude).result()
             answers.append((name, self.collection(name).spec.encoder, hits))
         sets = [{h.id for h in hits} for _, _, hits in answers]
         jaccard = np.array(
