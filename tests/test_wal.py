@@ -68,7 +68,8 @@ def test_writes_are_logged_replayed_and_compacted(tmp_path: Path) -> None:
     store.close()  # no snapshot: a crash, as far as the files know
     e, store = engine()
     assert e.describe("c").count == 9
-    assert e.search("c", VectorQuery(np.ones(4, np.float32)), 1)[0].metadata["i"] >= 0
+    hits = e.start_search("c", VectorQuery(np.ones(4, np.float32)), 1).result()
+    assert hits[0].metadata["i"] >= 0
     assert e.snapshot() == 1  # the replayed writes go into a snapshot, compacting the log
     e.upsert("c", [UpsertPoint("y", None, np.ones(4, np.float32), {})])
     assert e.snapshot() == 1
