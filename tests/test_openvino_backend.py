@@ -13,6 +13,7 @@ import pytest
 from embedspace import Client
 from embedspace_server.config import EncoderConfig, Settings
 from embedspace_server.encoders import Encoder, build_encoder
+from embedspace_server.encoders.base import sha256_file
 from embedspace_server.errors import InvalidInput
 from embedspace_server.types import Text
 
@@ -96,12 +97,18 @@ def test_a_cached_build_is_reused(int8: Encoder, cache: Path) -> None:
 
 
 def test_a_damaged_cached_build_is_rebuilt_not_served(int8: Encoder, cache: Path) -> None:
+    """Weights with one byte changed would load and serve wrong vectors: the checksum
+    written with them refuses them, and the build is made again."""
     (folder,) = [p for p in cache.iterdir() if "int8" in p.name]
-    (folder / "model.xml").write_text("<not a model")
+    weights = folder / "model.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
     again = build_encoder(_config("openvino-int8"), cache_dir=cache)
     items = [Text(t) for t in _sentences()[:40]]
     np.testing.assert_allclose(again.encode(items), int8.encode(items), atol=1e-5)
-    assert (folder / "model.xml").read_text().startswith("<?xml")  # repaired
+    assert weights.read_bytes() != bytes(data)  # repaired
+    assert sha256_file(weights) == (folder / "model.bin.sha256").read_text()
 
 
 def test_a_cache_that_cannot_be_written_costs_only_a_rebuild(

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import FailedPrecondition, InvalidInput
 from ..types import FloatArray
+from .base import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ def _load(folder: Path) -> tuple[Any, dict[str, str]] | None:
     if not (folder / "quality.json").exists():
         return None
     try:
+        if sha256_file(folder / "model.bin") != (folder / "model.bin.sha256").read_text():
+            raise ValueError("model.bin does not match the checksum written with it")
         quality = json.loads((folder / "quality.json").read_text())
         model = ov.Core().read_model(folder / "model.xml")
     except Exception as e:  # a damaged cache is rebuilt, never served
@@ -126,6 +129,7 @@ def _save(folder: Path, model: Any, quality: dict[str, str]) -> None:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
         ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+        (tmp / "model.bin.sha256").write_text(sha256_file(tmp / "model.bin"))
         (tmp / "quality.json").write_text(json.dumps(quality, indent=1))
         if folder.exists():  # a damaged entry, or another server's build
             shutil.rmtree(folder, ignore_errors=True)
