@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .batching import MicroBatcher, then
+from .batching import BatchedEncoder, MicroBatcher, then
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry
 from .errors import (
@@ -127,11 +127,17 @@ class Engine:
         self._check_texts(items)
         return enc.encode(items)
 
-    def start_embed(self, encoder: str, items: Sequence[Item]) -> Future[FloatArray] | None:
+    def embeds_in_batches(self, encoder: str) -> bool:
+        """Whether concurrent embeds for `encoder` share forward passes (`start_embed`)."""
+        return isinstance(self.registry.get(encoder), BatchedEncoder)
+
+    def start_embed(self, encoder: str, items: Sequence[Item]) -> Future[FloatArray]:
         """Validates the items and queues them for the encoder's next shared forward pass,
-        without blocking; None where the encoder does not batch (use `embed`)."""
+        without blocking. Only for an encoder that `embeds_in_batches`."""
         self._check_batch(len(items), "items")
         enc = self.registry.get(encoder)
+        if not isinstance(enc, BatchedEncoder):
+            raise TypeError(f"encoder {encoder!r} does not embed in batches; use embed()")
         self._check_texts(items)
         return enc.encode_nowait(items)
 

@@ -156,10 +156,10 @@ class EmbedspaceServicer(pb_grpc.EmbedspaceServicer):
     ) -> pb.EmbedResponse | None:
         """Items for an encoder that batches are checked and queued on the event loop,
         which then awaits the shared forward pass; other encoders embed in the pool."""
+        if not engine.embeds_in_batches(request.encoder):
+            return None
         items = [convert.item(it, f"item {i}") for i, it in enumerate(request.items)]
         queued = engine.start_embed(request.encoder, items)
-        if queued is None:
-            return None
         return convert.embed_response(await asyncio.wrap_future(queued))
 
     @functools.partial(_handler, inline=_embed_inline)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +57,6 @@ class Encoder(ABC):
         out = np.ascontiguousarray(out, dtype=np.float32)
         assert out.shape == (count, self.info.dim), out.shape
         return out
-
-    def encode_nowait(self, items: Sequence[Item]) -> Future[FloatArray] | None:
-        """For encoders whose forward passes are shared (batched): validates the items and
-        queues them, without blocking. None: this encoder only embeds with `encode`."""
-        return None
 
     def validate(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> None:
         """Raises InvalidInput unless every item is one this encoder can embed."""
