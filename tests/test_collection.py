@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from embedspace_server.index import idmap
 from embedspace_server.index.collection import Collection
-from embedspace_server.index.store import MAGIC, read_snapshot
+from embedspace_server.index.snapshot import MAGIC_V1, read_snapshot
 from embedspace_server.types import Metric
 
 DIM = 8
@@ -127,7 +127,7 @@ def test_a_snapshot_with_empty_metadata_per_id_still_loads(tmp_path: Path) -> No
     header["metadata"] = {"x": {}, "y": {"k": 1}}
     encoded = json.dumps(header).encode()
     path = tmp_path / "snapshot"
-    path.write_bytes(MAGIC + len(encoded).to_bytes(8, "little") + encoded + blob.tobytes())
+    path.write_bytes(MAGIC_V1 + len(encoded).to_bytes(8, "little") + encoded + blob.tobytes())
     loaded = read_snapshot(path)
     assert [(i.id, i.metadata) for i in loaded.scan(0, 10)[0]] == [("x", {}), ("y", {"k": 1})]
     assert loaded.search(np.eye(1, DIM, dtype=np.float32), 1)[0][0].id == "x"

@@ -112,7 +112,7 @@ def neighbor(n: pb.Neighbor) -> Neighbor:
 def collection_info(c: pb.CollectionInfo) -> CollectionInfo:
     metric = METRIC_NAMES.get(c.metric, "")
     return CollectionInfo(c.name, c.encoder, c.index, metric, c.dim, c.count,
-                          dict(c.search_params))  # fmt: skip
+                          dict(c.search_params), c.quarantined)  # fmt: skip
 
 
 def encoder_info(e: pb.EncoderInfo) -> EncoderInfo:

@@ -70,6 +70,8 @@ class CollectionInfo:
     dim: int
     count: int
     search_params: Mapping[str, float] = field(default_factory=dict)
+    # Why the server set the collection aside at start (damaged files); "" when it serves.
+    quarantined: str = ""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,11 @@ class Settings:
     max_pending: int = 64
     # Persistence and lifecycle.
     snapshot_interval_s: float = 30.0
+    # A collection whose files are damaged (a failed checksum, a log damaged before its
+    # end, a folder holding another collection's snapshot) stops the start by default;
+    # with this on, the server starts without it, reports it as quarantined (describe,
+    # list, the health service and an ERROR log line) and leaves its files untouched.
+    quarantine_damaged: bool = False
     grace_period_s: float = 10.0
     # Threads: blocking work (forward passes, FAISS) runs in a pool of `workers`;
     # a forward pass (torch or OpenVINO) uses `encoder_threads` (0 leaves the runtime's

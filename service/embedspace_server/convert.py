@@ -158,10 +158,11 @@ def collection_info(info: CollectionInfo) -> pb.CollectionInfo:
         name=info.name,
         encoder=info.encoder,
         index=info.index,
-        metric=METRICS_PB[info.metric],
+        metric=pb.METRIC_UNSPECIFIED if info.metric is None else METRICS_PB[info.metric],
         dim=info.dim,
         count=info.count,
         search_params=dict(info.search_params),
+        quarantined=info.quarantined,
     )
 
 

@@ -22,13 +22,15 @@ from .encoders import Encoder, EncoderRegistry
 from .errors import (
     AlreadyExists,
     CollectionNotFound,
+    EmbedspaceServerError,
     FailedPrecondition,
     InvalidInput,
     NotFound,
 )
 from .index import Collection, CollectionStore
 from .index.collection import check_name
-from .index.store import read_snapshot
+from .index.disk import remove_temp_files
+from .index.snapshot import read_snapshot
 from .types import (
     AnalogyResult,
     CollectionInfo,
@@ -112,9 +114,15 @@ class Engine:
         self.registry = registry
         self.store = store
         self.limits = settings or Settings()
-        self._collections: dict[str, Collection] = store.load_all()
+        loaded, damaged = store.load_all(quarantine=self.limits.quarantine_damaged)
+        self._collections: dict[str, Collection] = loaded
+        # Collections whose files are damaged, set aside at start with the reason.
+        self.quarantined: dict[str, str] = damaged
         self._lock = threading.Lock()  # guards the set of collections and snapshots
         self._coalescers: dict[str, _Coalescer] = {}
+        backups = self._backup_folder()
+        if backups.is_dir():
+            remove_temp_files(backups)  # of backups a crash interrupted
 
     # ------------------------------------------------------------ encoders
 
@@ -152,14 +160,9 @@ class Engine:
         search_params: Mapping[str, float] | None = None,
     ) -> CollectionInfo:
         enc = self.registry.get(encoder)
-        if name in self.registry and name != encoder:
-            raise InvalidInput(
-                f"collection name {name!r} is the name of an encoder; a collection may share "
-                f"its name only with the encoder it uses (here {encoder!r})"
-            )
+        self._check_new_name(name, encoder)
         with self._lock:
-            if name in self._collections:
-                raise AlreadyExists(f"collection {name!r} already exists")
+            self._check_free(name)
             collection = Collection.create(
                 name,
                 encoder,
@@ -172,26 +175,53 @@ class Engine:
             self._collections[name] = collection
         return collection.info()
 
+    def _check_new_name(self, name: str, encoder: str) -> None:
+        """A collection may share its name only with the encoder it uses."""
+        check_name(name)
+        if name in self.registry and name != encoder:
+            raise InvalidInput(
+                f"collection name {name!r} is the name of an encoder; a collection may share "
+                f"its name only with the encoder it uses (here {encoder!r})"
+            )
+
+    def _check_free(self, name: str) -> None:
+        """Call holding the lock."""
+        if name in self._collections:
+            raise AlreadyExists(f"collection {name!r} already exists")
+        if name in self.quarantined:
+            raise AlreadyExists(f"collection {name!r} exists and is quarantined: "
+                                f"{self.quarantined[name]}")  # fmt: skip
+
     def collections(self) -> list[CollectionInfo]:
         with self._lock:
             found = list(self._collections.values())
-        return [c.info() for c in found]
+            damaged = sorted(self.quarantined.items())
+        return [c.info() for c in found] + [_quarantined_info(n, why) for n, why in damaged]
 
     def collection(self, name: str) -> Collection:
         try:
             return self._collections[name]
         except KeyError:
+            if name in self.quarantined:
+                raise FailedPrecondition(
+                    f"collection {name!r} is quarantined: {self.quarantined[name]}"
+                ) from None
             raise CollectionNotFound(
                 f"no collection named {name!r}; existing: {sorted(self._collections)}"
             ) from None
 
     def describe(self, name: str) -> CollectionInfo:
+        if name in self.quarantined:
+            return _quarantined_info(name, self.quarantined[name])
         return self.collection(name).info()
 
     def drop_collection(self, name: str) -> None:
         with self._lock:
             self.store.drop(self.collection(name))
             del self._collections[name]
+            batcher = self._coalescers.pop(name, None)
+        if batcher is not None:
+            batcher.close()
 
     def backup(self, collection: str, name: str = "") -> tuple[str, Path, int]:
         """Writes a consistent snapshot of a collection into the backup folder while the
@@ -211,9 +241,9 @@ class Engine:
             raise NotFound(f"no backup named {name!r} in {str(path.parent)!r}")
         check_name(collection)
         restored = read_snapshot(path, collection)
+        self._check_new_name(collection, restored.spec.encoder)
         with self._lock:
-            if collection in self._collections:
-                raise AlreadyExists(f"collection {collection!r} already exists")
+            self._check_free(collection)
             self.store.create(restored)
             self._collections[collection] = restored
         return restored.info()
@@ -223,8 +253,10 @@ class Engine:
             raise InvalidInput(
                 f"backup name {name!r} is invalid: use 1-128 characters of [A-Za-z0-9_.-]"
             )
-        folder = self.limits.backup_dir or self.limits.data_dir / "backups"
-        return Path(folder) / name
+        return self._backup_folder() / name
+
+    def _backup_folder(self) -> Path:
+        return Path(self.limits.backup_dir or self.limits.data_dir / "backups")
 
     def ensure_builtin_collections(self) -> list[str]:
         """Creates `xkcd-<space>`, the 949 XKCD colour names under each loaded colour
@@ -255,8 +287,15 @@ class Engine:
         for c in collections:
             if c.needs_rebuild():
                 c.rebuild()
+        saved = 0
         with self._lock:
-            return sum(self.store.save(c) for c in self._collections.values())
+            for c in self._collections.values():
+                try:
+                    saved += self.store.save(c)
+                except EmbedspaceServerError as e:  # the log still holds every write
+                    log.warning("collection %r not snapshotted: %s; its log holds every "
+                                "acknowledged write", c.spec.name, e)  # fmt: skip
+        return saved
 
     # ------------------------------------------------------------ items
 
@@ -326,6 +365,7 @@ class Engine:
             raise InvalidInput(f"min_score must be a finite number; got {min_score}")
         space = self._space(collection, need_collection=True)
         assert space.collection is not None
+        space.collection.check_search_params(params or {})  # one caller's error stays its own
         vector = self._resolve(space, [query])[0]
         if self.limits.search_batch <= 1:
             done: Future[list[Neighbor]] = Future()
@@ -348,6 +388,8 @@ class Engine:
         if batcher is not None and batcher.collection is coll:
             return batcher
         with self._lock:
+            if self._collections.get(coll.spec.name) is not coll:  # dropped meanwhile
+                raise CollectionNotFound(f"collection {coll.spec.name!r} was dropped")
             batcher = self._coalescers.get(coll.spec.name)
             if batcher is None or batcher.collection is not coll:
                 if batcher is not None:
@@ -634,6 +676,10 @@ class _Coalescer(MicroBatcher[_SearchRequest, list[Neighbor]]):
             for i, h in zip(members, hits, strict=True):
                 answers[i] = h
         return answers
+
+
+def _quarantined_info(name: str, reason: str) -> CollectionInfo:
+    return CollectionInfo(name, "", "", None, 0, 0, {}, quarantined=reason)
 
 
 def _hex(rgb: tuple[float, float, float]) -> str:

@@ -35,11 +35,19 @@ class FailedPrecondition(EmbedspaceServerError):
     """The request is well formed but cannot be served in the current state."""
 
 
+class DamagedData(FailedPrecondition):
+    """Files on disk that cannot be read back as they were written (not a torn tail)."""
+
+
 class Unavailable(EmbedspaceServerError):
     """The server is not ready or is shutting down."""
 
 
-class Overloaded(EmbedspaceServerError):
+class ResourceExhausted(EmbedspaceServerError):
+    """The server ran out of something it needs: disk space, file descriptors, memory."""
+
+
+class Overloaded(ResourceExhausted):
     """Too much work is pending; the caller should back off."""
 
 

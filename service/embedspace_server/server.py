@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,21 @@ SERVICE_NAME = SERVICE.full_name
 BATCHED_KINDS = ("sentence-transformers", "trained")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def collection_health_name(name: str) -> str:
+    """The health service's name for one collection: NOT_SERVING when it is quarantined."""
+    return f"{SERVICE_NAME}/collections/{name}"
+
+
+def raise_open_files_limit() -> None:
+    """Lifts the soft limit on open files to the hard one: every connection and every
+    file being written takes a descriptor, and the usual soft limit (1024) is low for a
+    server."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def load_encoders(settings: Settings) -> list[Encoder]:
@@ -76,6 +92,7 @@ class EmbedspaceServer:
     async def start(self) -> int:
         s = self.settings
         loop = asyncio.get_running_loop()
+        raise_open_files_limit()
         # Take the data directory first: a second server on it fails before binding.
         self.store = CollectionStore(s.data_dir)
         limit = s.max_message_bytes
@@ -142,6 +159,8 @@ class EmbedspaceServer:
         if s.builtin_collections:
             await loop.run_in_executor(self.pool, self.engine.ensure_builtin_collections)
         self.servicer.engine = self.engine
+        for name in self.engine.quarantined:
+            await self.health.set(collection_health_name(name), NOT_SERVING)
         await self._set_health(SERVING)
         self._snapshots = asyncio.create_task(self._snapshot_loop())
         log.info("SERVING on %s:%d with encoders %s", s.host, self.port,

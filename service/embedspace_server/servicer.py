@@ -25,6 +25,7 @@ from .errors import (
     Overloaded,
     Unavailable,
 )
+from .index.disk import storage_error
 from .status import INTERNAL_MESSAGE, status_of
 from .types import Neighbor
 
@@ -130,6 +131,10 @@ def _handler(
             raise
         except EmbedspaceServerError as e:
             await context.abort(status_of(e), _clip(str(e)))
+        except OSError as e:  # a full disk, too many open files: not a bug of ours
+            log.warning("%s failed: %s", fn.__name__, e)
+            error = storage_error(e, "answer the call")
+            await context.abort(status_of(error), _clip(str(error)))
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

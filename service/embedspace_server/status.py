@@ -12,7 +12,7 @@ _TABLE: tuple[tuple[type[errors.EmbedspaceServerError], grpc.StatusCode], ...] =
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Cancelled, grpc.StatusCode.CANCELLED),
     (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),

@@ -105,10 +105,11 @@ class CollectionInfo:
     name: str
     encoder: str
     index: str
-    metric: Metric
+    metric: Metric | None
     dim: int
     count: int
     search_params: Mapping[str, float] = field(default_factory=dict)
+    quarantined: str = ""  # why the collection was set aside at start; "" when it serves
 
 
 @dataclass(frozen=True, eq=False)

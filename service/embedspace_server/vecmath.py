@@ -23,7 +23,11 @@ def check_vector(array: FloatArray, dim: int, what: str) -> None:
 
 def unit_rows(matrix: A) -> A:
     """Each row scaled to unit L2 norm, in the input's dtype; zero rows stay zero (as
-    gensim's unitvec)."""
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    out: A = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    gensim's unitvec). Norms are taken in float64, where float32 values near its limit
+    (3e38) do not overflow to infinity and so do not turn into zeros."""
+    wide = matrix.astype(np.float64, copy=False)
+    norms = np.linalg.norm(wide, axis=-1, keepdims=True)
+    out: A = np.divide(wide, norms, out=np.zeros_like(wide), where=norms > 0).astype(
+        matrix.dtype, copy=False
+    )
     return out

@@ -204,7 +204,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric", "dim", "count", "search_params")
+    __slots__ = ("name", "encoder", "index", "metric", "dim", "count", "search_params", "quarantined")
     class SearchParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,7 @@ class CollectionInfo(_message.Message):
     DIM_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder: str
     index: str
@@ -226,7 +227,8 @@ class CollectionInfo(_message.Message):
     dim: int
     count: int
     search_params: _containers.ScalarMap[str, float]
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    quarantined: str
+    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ..., search_params: _Optional[_Mapping[str, float]] = ..., quarantined: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

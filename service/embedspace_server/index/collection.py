@@ -188,6 +188,7 @@ class Collection:
     def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
         """Items from `offset` in insertion order, at most `limit`, and the total."""
         with self.lock:
+            offset = min(offset, len(self._ids))  # islice takes no offset past sys.maxsize
             keys = list(itertools.islice(self._ids, offset, offset + limit))
             return self.get(keys), len(self._ids)
 
@@ -204,6 +205,11 @@ class Collection:
             with self._faiss_call("give back stored vectors"):
                 out: FloatArray = self._index.reconstruct_batch(self._ids.labels())
             return keys, out
+
+    def check_search_params(self, params: Mapping[str, float]) -> None:
+        """Raises InvalidInput unless every parameter applies to this index and is in range."""
+        for name, value in params.items():
+            _check_param(self._index, self.spec, name, value)
 
     def search(
         self,
@@ -282,6 +288,13 @@ class Collection:
             dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
             raise InvalidInput(f"id {dup!r} appears twice in one upsert")
         vectors = self._prepare(vectors)
+        if self.spec.metric is Metric.COSINE:
+            zero = np.flatnonzero(~np.any(vectors, axis=1))
+            if len(zero):
+                raise InvalidInput(
+                    f"the vector of id {keys[zero[0]]!r} is all zeros: collection "
+                    f"{self.spec.name!r} compares by cosine and cannot normalise it"
+                )
         with self.lock:
             self._check_live()
             if not self._index.is_trained:

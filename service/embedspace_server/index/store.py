@@ -1,49 +1,35 @@
-"""The data directory: one folder per collection, each holding an atomic snapshot file.
+"""The data directory: one folder per collection, each holding a snapshot and its log.
 
-Layout: `<data_dir>/LOCK` (held by the running server) and, per collection,
-`<data_dir>/collections/<name>/snapshot` and its write-ahead log `wal-*` (see wal.py). A
-snapshot is written to a temporary file, fsynced, renamed over the old one and the folder
-fsynced, so a crash leaves either the old snapshot or the new one; the log holds every
-write acknowledged since.
+Layout: `<data_dir>/LOCK` (held by the running server), `<data_dir>/collections/<name>/`
+with `snapshot` (see snapshot.py) and the write-ahead log `wal-*` (see wal.py), and
+`<data_dir>/tmp/`, the server's own scratch space: a new collection is written there in
+full and then renamed into `collections/`, and a dropped one is renamed there before it is
+deleted, so a crash never leaves half a collection under its name.
+
+At start the server deletes only what is provably its own: `tmp/` and its tagged temporary
+files. Anything else in `collections/` that is not a collection (a folder named `.a-bad`, a
+file) is left alone with a warning.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
-import struct
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from ..errors import FailedPrecondition
-from .collection import Collection
-from .wal import Journal, fsync_dir, replay
+from ..errors import AlreadyExists, DamagedData, FailedPrecondition
+from .collection import NAME_RE, Collection
+from .disk import fsync_dir, remove_temp_files, storage_error
+from .snapshot import read_snapshot, write_snapshot
+from .wal import Journal, replay
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"EMBEDSPACE-SNAPSHOT-1\n"
 SNAPSHOT = "snapshot"
-
-
-def write_atomic(path: Path, chunks: list[bytes]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 class CollectionStore:
@@ -52,8 +38,15 @@ class CollectionStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._dir = self.root / "collections"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.root / "LOCK", "a+")  # noqa: SIM115 (held until close)
+        self._tmp = self.root / "tmp"
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.root / "LOCK", "a+")  # noqa: SIM115 (held until close)
+        except OSError as e:
+            raise FailedPrecondition(
+                f"cannot use the data directory {str(self.root)!r}: {e.strerror}"
+                + (f" ({e.filename})" if e.filename else "")
+            ) from None
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -67,118 +60,149 @@ class CollectionStore:
 
     def close(self) -> None:
         with self._lock:
-            for journal in self._journals.values():
-                journal.close()
             self._journals.clear()
         self._lock_file.close()
 
-    def load_all(self) -> dict[str, Collection]:
-        """Every collection: its snapshot, then the writes logged after it."""
+    def folder(self, name: str) -> Path:
+        return self._dir / name
+
+    def load_all(self, *, quarantine: bool = False) -> tuple[dict[str, Collection], dict[str, str]]:
+        """Every collection (its snapshot, then the writes logged after it), and, with
+        `quarantine`, the damaged ones set aside with the reason (else the first damaged
+        one raises DamagedData). Their files are never changed."""
+        if self._tmp.exists():
+            shutil.rmtree(self._tmp)  # creates and drops that did not finish
         out: dict[str, Collection] = {}
+        damaged: dict[str, str] = {}
         for folder in sorted(self._dir.iterdir()):
-            if folder.name.startswith("."):
-                shutil.rmtree(folder, ignore_errors=True)  # a drop that did not finish
+            if not folder.is_dir() or not NAME_RE.match(folder.name):
+                log.warning("ignoring %s: not a collection folder (left as it is)", folder)
                 continue
-            path = folder / SNAPSHOT
-            if not path.exists():
-                log.warning("skipping %s: no snapshot", folder)
+            try:
+                collection = self._load(folder)
+            except DamagedData as e:
+                reason = (
+                    f"{e}; its files are left as they are in {str(folder)!r}: restore it from "
+                    "a backup, or move the folder out of the data directory"
+                )
+                if not quarantine:
+                    raise DamagedData(
+                        f"collection {folder.name!r} cannot be loaded: {reason} (or set "
+                        "quarantine_damaged to start without it)"
+                    ) from None
+                log.error("collection %r is quarantined: %s", folder.name, reason)
+                damaged[folder.name] = reason
                 continue
-            collection = read_snapshot(path)
-            self._saved[collection.spec.name] = collection.version
-            replayed = 0
-            for seq, op, body in replay(folder, collection.seq):
-                collection.replay(seq, op, body)
-                replayed += 1
-            if replayed:
-                log.info("%s: replayed %d logged write(s)", collection.spec.name, replayed)
-            self._attach(collection)
-            out[collection.spec.name] = collection
-        return out
+            if collection is not None:
+                out[folder.name] = collection
+        return out, damaged
+
+    def _load(self, folder: Path) -> Collection | None:
+        removed = remove_temp_files(folder)
+        if removed:
+            log.info("%s: removed %d temporary file(s) of a snapshot a crash interrupted",
+                     folder, removed)  # fmt: skip
+        path = folder / SNAPSHOT
+        if not path.exists():
+            if any(folder.iterdir()):
+                raise DamagedData("its folder holds no snapshot but other files")
+            # An empty folder: a create that an older version did not finish.
+            folder.rmdir()
+            log.info("removed %s: an empty collection folder (a create that did not finish)",
+                     folder)  # fmt: skip
+            return None
+        collection = read_snapshot(path)
+        if collection.spec.name != folder.name:
+            raise DamagedData(
+                f"its folder is named {folder.name!r} but holds the snapshot of collection "
+                f"{collection.spec.name!r} (a copied or renamed folder?)"
+            )
+        saved = collection.version  # what the snapshot holds; replayed writes are unsaved
+        replayed = 0
+        for seq, op, body in replay(folder, collection.seq):
+            collection.replay(seq, op, body)
+            replayed += 1
+        if replayed:
+            log.info("%s: replayed %d logged write(s)", folder.name, replayed)
+        self._saved[folder.name] = saved
+        self._attach(collection)
+        return collection
 
     def _attach(self, collection: Collection) -> None:
-        journal = Journal(self._dir / collection.spec.name, collection.seq + 1)
-        self._journals[collection.spec.name] = journal
+        name = collection.spec.name
+        journal = Journal(self._dir / name, collection.seq + 1, name)
+        self._journals[name] = journal
         collection.journal = journal
 
     def create(self, collection: Collection) -> None:
-        """Writes a new collection's folder and first snapshot, and starts its log."""
+        """Writes a new collection's folder and first snapshot, and starts its log. The
+        folder is built under tmp/ and renamed into place: all of it or nothing."""
+        name = collection.spec.name
         with self._lock:
-            folder = self._dir / collection.spec.name
-            folder.mkdir()
-            fsync_dir(self._dir)
-            self._write(collection, folder / SNAPSHOT)
+            folder = self._dir / name
+            if folder.exists():
+                raise AlreadyExists(
+                    f"the data directory already holds {str(folder)!r}, which the server did "
+                    "not load as a collection; move it away to use that name"
+                )
+            staging = self._tmp / f"create-{name}-{uuid.uuid4().hex}"
+            try:
+                staging.mkdir(parents=True)
+                header, blob, version = collection.state()
+                write_snapshot(staging / SNAPSHOT, header, blob)
+                os.rename(staging, folder)
+                fsync_dir(self._dir)
+            except OSError as e:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise storage_error(e, f"create collection {name!r}") from None
+            self._saved[name] = version
             self._attach(collection)
 
     def save(self, collection: Collection) -> bool:
         """Snapshots the collection if it changed since the last save, then deletes the
-        log segments the snapshot covers."""
+        log segments the snapshot covers. Raises the domain error of a failed write; the
+        log still holds every write then."""
         name = collection.spec.name
         with self._lock:
             journal = self._journals.get(name)
             if collection.dropped or journal is None or self._saved.get(name) == collection.version:
                 return False
-            with collection.lock:  # the state and the log's new segment in one moment
-                header, blob, version = collection.state()
-                journal.rotate()
-            _write_snapshot(self._dir / name / SNAPSHOT, header, blob)
-            journal.drop_through(int(header["seq"]))
+            try:
+                with collection.lock:  # the state and the log's new segment in one moment
+                    header, blob, version = collection.state()
+                    journal.rotate()
+                write_snapshot(self._dir / name / SNAPSHOT, header, blob)
+                journal.drop_through(int(header["seq"]))
+            except OSError as e:
+                raise storage_error(e, f"snapshot collection {name!r}") from None
             self._saved[name] = version
             return True
 
-    def _write(self, collection: Collection, path: Path) -> None:
-        header, blob, version = collection.state()
-        _write_snapshot(path, header, blob)
-        self._saved[collection.spec.name] = version
-
     def drop(self, collection: Collection) -> None:
-        """Marks the collection dropped (later writes to it fail) and removes its folder."""
+        """Marks the collection dropped (later writes to it fail) and removes its folder:
+        renamed into tmp/ first, so a crash cannot leave half of it in collections/."""
         name = collection.spec.name
         with self._lock, collection.lock:
+            trash = self._tmp / f"drop-{name}-{uuid.uuid4().hex}"
+            try:
+                self._tmp.mkdir(exist_ok=True)
+                os.rename(self._dir / name, trash)
+                fsync_dir(self._dir)
+            except FileNotFoundError:
+                pass  # its folder is gone already
+            except OSError as e:
+                raise storage_error(e, f"drop collection {name!r}") from None
             collection.dropped = True
             self._saved.pop(name, None)
-            journal = self._journals.pop(name, None)
-            if journal is not None:
-                journal.close()
-            folder = self._dir / name
-            if not folder.exists():
-                return
-            trash = self._dir / f".dropped-{name}-{uuid.uuid4().hex}"
-            os.replace(folder, trash)
-            fsync_dir(self._dir)
+            self._journals.pop(name, None)
         shutil.rmtree(trash, ignore_errors=True)
 
     def backup(self, collection: Collection, path: Path) -> int:
         """Writes a consistent snapshot of the collection to `path`; returns its count."""
         header, blob, _ = collection.state()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_snapshot(path, header, blob)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_snapshot(path, header, blob)
+        except OSError as e:
+            raise storage_error(e, f"write the backup {str(path)!r}") from None
         return sum(key is not None for key in header["keys"])
-
-
-def _write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    write_atomic(
-        path, [MAGIC, struct.pack("<Q", len(encoded)), encoded, np.asarray(blob).tobytes()]
-    )
-
-
-def read_snapshot(path: Path, name: str | None = None) -> Collection:
-    """Loads one snapshot (under another name, if given); an unreadable one stops the
-    server rather than lose data."""
-    try:
-        data = path.read_bytes()
-        if not data.startswith(MAGIC):
-            raise ValueError("it does not start like an embedspace snapshot")
-        offset = len(MAGIC)
-        (size,) = struct.unpack_from("<Q", data, offset)
-        offset += 8
-        header = json.loads(data[offset : offset + size])
-        blob = np.frombuffer(data, np.uint8, offset=offset + size).copy()
-        if name is not None:
-            header["spec"]["name"] = name
-        return Collection.from_state(header, blob)
-    except (OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
-        raise FailedPrecondition(
-            f"cannot read the snapshot {str(path)!r}: {e}; move it aside to start without "
-            "that collection"
-        ) from None
