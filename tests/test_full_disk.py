@@ -117,3 +117,27 @@ def test_a_full_disk_loses_no_acknowledged_write(small_disk: Path, tmp_path: Pat
         proc.kill()
     print(f"\n{filled} batches of {BATCH} acknowledged before the disk filled, {refused} "
           f"refused; {len(acknowledged) * BATCH} vectors after 3 restarts, all intact")  # fmt: skip
+
+
+def test_many_collections_need_no_descriptor_each(tmp_path: Path) -> None:
+    """A server limited to 128 open files serves 200 collections with writes in their logs,
+    and still takes new connections."""
+    config = tmp_path / "small.toml"
+    config.write_text(
+        'builtin_collections = false\n[[encoders]]\nname = "v"\nkind = "vector"\ndim = 8\n'
+    )
+    argv = ["prlimit", "--nofile=128:128", str(BIN / "embedspace"), "serve", "--config",
+            str(config), "--port", "0", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    proc = ServeProcess(argv)
+    try:
+        proc.wait_serving(60)
+        with Client(proc.target, timeout=30, retries=0) as es:
+            for i in range(200):
+                es.create_collection(f"c{i}", "v")
+                es.upsert(f"c{i}", ["x"], vectors=np.ones((1, 8)))
+        for i in (0, 199):
+            with Client(proc.target, timeout=10, retries=0) as es:  # a new connection
+                assert es.describe(f"c{i}").count == 1
+        assert proc.terminate() == 0
+    finally:
+        proc.kill()
