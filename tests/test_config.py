@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from embedspace_server.config import DEFAULT_ENCODERS, load_settings
@@ -58,3 +59,59 @@ def test_bad_settings_say_what_is_wrong(tmp_path: Path, text: str, env: dict, wo
     with pytest.raises(InvalidInput) as info:
         load_settings(config, env=env)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "variable"),
+    [
+        ('tokens = "s3cret"', "EMBEDSPACE_TOKENS"),
+        ('tls_cert = "cert.pem"', "EMBEDSPACE_TLS_CERT"),
+        ('tls_client_ca = "ca.pem"', "EMBEDSPACE_TLS_CLIENT_CA"),
+        ('data_dir = "/srv/es"', "EMBEDSPACE_DATA_DIR"),
+        ("port = 7000", "EMBEDSPACE_PORT"),
+    ],
+)
+def test_an_empty_variable_cannot_clear_what_the_file_sets(
+    tmp_path: Path, line: str, variable: str
+) -> None:
+    config = tmp_path / "es.toml"
+    config.write_text(line + "\n")
+    for empty in ("", "  "):
+        with pytest.raises(InvalidInput) as info:
+            load_settings(config, env={variable: empty})
+        message = str(info.value)
+        assert f"{variable} is set but empty" in message and f"unset {variable}" in message
+        assert str(config) in message and "s3cret" not in message
+
+
+def test_an_empty_variable_is_harmless_where_the_file_sets_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "es.toml"
+    config.write_text('tokens = ""\ndata_dir = "/srv/es"\n')
+    empty = {"EMBEDSPACE_TOKENS": "", "EMBEDSPACE_TLS_KEY": "", "EMBEDSPACE_DATA_DIR": ""}
+    settings = load_settings(config, env=empty, overrides={"data_dir": "/flag"})
+    assert settings.tokens == "" and settings.tls_key == "" and settings.data_dir == Path("/flag")
+    assert load_settings(env={"EMBEDSPACE_TOKENS": ""}).tokens == ""
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: p.mkdir(), "Is a directory"),
+        (lambda p: None, "No such file or directory"),
+        (lambda p: p.write_text("port = \n"), "is not valid TOML"),
+        (lambda p: p.write_bytes(b'host = "\xff"\n'), "is not UTF-8 text"),
+        (lambda p: p.write_text("encoders = 5\n"), "'encoders' must be an array of tables"),
+        (lambda p: p.write_text('log_level = "loud"\n'), "'log_level' must be one of"),
+    ],
+)  # fmt: skip
+def test_a_config_file_that_cannot_be_used_says_why(tmp_path: Path, make: Any, words: str) -> None:
+    config = tmp_path / "es.toml"
+    make(config)
+    with pytest.raises(InvalidInput, match=words):
+        load_settings(config, env={})
+
+
+@pytest.mark.parametrize("tokens", [",", " , ,"])
+def test_tokens_that_hold_no_token_are_refused(tokens: str) -> None:
+    with pytest.raises(InvalidInput, match="'tokens' holds no token"):
+        load_settings(env={"EMBEDSPACE_TOKENS": tokens})

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -186,3 +187,127 @@ def test_cli_client_commands(served: Any) -> None:
     assert found.returncode == 0 and len(found.stdout.splitlines()) == 2
     missing = run("search", "no-such", "x")
     assert missing.returncode == 1 and "NotFound" in missing.stderr
+
+
+# Refused starts: one line that says what is wrong, an exit code (2: settings, 1: start),
+# and neither a traceback nor grpc.aio's `Event loop is closed` from a server left running.
+SMALL = 'builtin_collections = false\n[[encoders]]\nname = "v"\nkind = "vector"\ndim = 8\n'
+
+
+def small_serve(config: Path, data_dir: Path, *flags: str) -> list[str]:
+    """`embedspace serve` with one 8-d vector encoder: starts in a second or two."""
+    return [str(BIN / "embedspace"), "serve", "--port", "0", "--data-dir", str(data_dir),
+            "--config", str(config), *flags]  # fmt: skip
+
+
+def refused(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Runs a start that must fail: its exit code and output, checked for noise."""
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "Traceback" not in text and "Event loop is closed" not in text, text
+    assert "never awaited" not in text, text
+    return out.returncode, text
+
+
+def write_config(tmp_path: Path, text: str = SMALL) -> Path:
+    config = tmp_path / "es.toml"
+    config.write_text(text)
+    return config
+
+
+def test_an_empty_variable_cannot_switch_off_the_tokens_of_the_config_file(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, 'tokens = "s3cret"\n' + SMALL)
+    code, text = refused(small_serve(config, tmp_path / "data"), {"EMBEDSPACE_TOKENS": ""})
+    assert code == 2
+    assert "cannot start: EMBEDSPACE_TOKENS is set but empty" in text
+    assert "unset EMBEDSPACE_TOKENS" in text and "s3cret" not in text
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_config_file_that_is_a_directory_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    code, text = refused(small_serve(tmp_path / "conf.d", tmp_path / "data"))
+    assert code == 2
+    assert f"cannot start: config file {str(tmp_path / 'conf.d')!r}: Is a directory" in text
+
+
+def test_a_data_dir_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    for data_dir in (tmp_path / "a-file", tmp_path / "a-file" / "data"):
+        code, text = refused(small_serve(config, data_dir))
+        assert code == 1
+        assert re.search(r"ERROR embedspace: cannot start: .*a-file.*: Not a directory", text)
+
+
+def test_a_data_dir_the_server_may_not_create_is_refused_in_one_line(tmp_path: Path) -> None:
+    """As in the image, whose server runs as a user that may not write a root-owned /data.
+    Root ignores permission bits; without CAP_DAC_OVERRIDE it is held to them."""
+    config = write_config(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        code, text = refused([*prefix, *small_serve(config, locked / "data")])
+    finally:
+        locked.chmod(0o755)
+    assert code == 1
+    assert re.search(r"cannot start: .*locked/data.*: Permission denied", text), text
+
+
+def test_an_encoder_that_fails_after_the_port_is_bound_stops_the_grpc_server(
+    tmp_path: Path,
+) -> None:
+    """The failure comes after the gRPC server started: it must be stopped before the event
+    loop closes. The file-system error is reported as `<path>: <strerror>`."""
+    artifact = tmp_path / "artifact"
+    (artifact / "manifest.json").mkdir(parents=True)
+    config = write_config(
+        tmp_path,
+        'builtin_collections = false\n[[encoders]]\nname = "t"\nkind = "trained"\n'
+        f'path = "{artifact}"\n',
+    )
+    code, text = refused(small_serve(config, tmp_path / "data"))
+    assert code == 1
+    assert "listening on" in text
+    assert f"ERROR embedspace: cannot start: {artifact / 'manifest.json'}: Is a directory" in text
+    # The data directory was released: a server starts on it at once.
+    proc = ServeProcess(small_serve(write_config(tmp_path), tmp_path / "data"))
+    try:
+        proc.wait_serving()
+    finally:
+        assert proc.terminate() == 0, proc.log
+        proc.kill()
+
+
+def test_a_data_dir_or_port_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    proc = ServeProcess(small_serve(config, tmp_path / "data"))
+    try:
+        proc.wait_serving()
+        code, text = refused(small_serve(config, tmp_path / "data"))
+        assert code == 1
+        assert "cannot start: data directory" in text
+        assert "in use by another embedspace server" in text
+        flags = ("--port", str(proc.port))
+        code, text = refused(small_serve(config, tmp_path / "other", *flags))
+        assert code == 1
+        assert f"cannot start: cannot listen on 127.0.0.1:{proc.port}: Address already in use" in (
+            text
+        )
+        health = write_config(tmp_path, f"health_port = {proc.port}\n" + SMALL)
+        code, text = refused(small_serve(health, tmp_path / "third"))
+        assert code == 1
+        assert f"127.0.0.1:{proc.port} (health_port): Address already in use" in text
+    finally:
+        assert proc.terminate() == 0, proc.log
+        proc.kill()

@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Exit 2 for settings that cannot be used, 1 for a start that fails; either way one
+    line that says why, and no traceback."""
     from .config import load_settings
     from .errors import EmbedspaceServerError
     from .server import serve
@@ -112,8 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
             args.config,
             overrides={"host": args.host, "port": args.port, "data_dir": args.data_dir},
         )
-    except (EmbedspaceServerError, OSError) as e:
-        print(f"embedspace: {e}", file=sys.stderr)
+    except EmbedspaceServerError as e:
+        print(f"embedspace: cannot start: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -122,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(settings))
     except EmbedspaceServerError as e:
-        logging.getLogger("embedspace").error("%s", e)
+        logging.getLogger("embedspace").error("cannot start: %s", e)
         return 1
     return 0
 

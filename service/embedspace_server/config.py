@@ -118,8 +118,18 @@ class Settings:
             raise InvalidInput(
                 f"setting 'snapshot_interval_s' must be positive; got {self.snapshot_interval_s}"
             )
+        if self.tokens.strip() and not [t for t in self.tokens.split(",") if t.strip()]:
+            raise InvalidInput(
+                "setting 'tokens' holds no token (only commas and spaces), which would turn "
+                "authentication off; set tokens, or leave it empty to run without"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise InvalidInput(
+                f"setting 'log_level' must be one of {list(LOG_LEVELS)}; got {self.log_level!r}"
+            )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RANGES: dict[str, tuple[float, float | None]] = {
     "port": (0, 65535),
     "health_port": (-1, 65535),
@@ -184,33 +194,63 @@ def _encoder(entry: Mapping[str, Any]) -> EncoderConfig:
     return EncoderConfig(**values)
 
 
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config file's TOML; a file that cannot be read or parsed is InvalidInput."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise InvalidInput(f"config file {str(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"config file {str(path)!r} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"config file {str(path)!r} is not valid TOML: {e}") from None
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Builds the settings from the file, then the environment, then `overrides` (flags)."""
+    """Builds the settings from the file, then the environment, then `overrides` (flags).
+
+    An empty EMBEDSPACE_* variable cannot clear a value the file sets: that is refused.
+    """
     env = os.environ if env is None else env
+    flags = {name: raw for name, raw in (overrides or {}).items() if raw is not None}
     values: dict[str, Any] = {}
     path = config_file or env.get(ENV_PREFIX + "CONFIG")
     if path:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = _read(path)
         encoders = data.pop("encoders", None)
         unknown = set(data) - set(_SCALARS)
         if unknown:
             raise InvalidInput(f"{path}: unknown settings {sorted(unknown)}")
         values.update({k: _coerce(k, v) for k, v in data.items()})
         if encoders is not None:
+            if not isinstance(encoders, list) or not all(isinstance(e, dict) for e in encoders):
+                raise InvalidInput(f"{path}: 'encoders' must be an array of tables ([[encoders]])")
             values["encoders"] = tuple(_encoder(e) for e in encoders)
     for name in _SCALARS:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = _coerce(name, raw)
-    for name, raw in (overrides or {}).items():
-        if raw is not None:
-            values[name] = _coerce(name, raw)
+        var = ENV_PREFIX + name.upper()
+        raw = env.get(var)
+        if raw is None:
+            continue
+        # An empty variable may not override a value the file gives (unless a flag does
+        # anyway). The rule holds for every setting, not only the security ones, so it is
+        # one rule to explain: an empty string is not a deliberate value for any setting
+        # (numbers and switches reject it, and for host, data_dir, log_level and the TLS
+        # paths it is a mistake), while `EMBEDSPACE_TOKENS=` left behind by a template
+        # would otherwise switch authentication off without a word.
+        if not raw.strip() and values.get(name, "") != "" and name not in flags:
+            raise InvalidInput(
+                f"{var} is set but empty, which would clear the {name!r} that {path} sets; "
+                f"unset {var} to keep the file's value, or change {name!r} in {path}"
+            )
+        values[name] = _coerce(name, raw)
+    for name, raw in flags.items():
+        values[name] = _coerce(name, raw)
     settings = Settings(**values)
     names = [e.name for e in settings.encoders]
     if len(set(names)) != len(names):

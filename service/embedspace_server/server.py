@@ -8,6 +8,7 @@ import contextlib
 import logging
 import resource
 import signal
+import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +22,7 @@ from .batching import BatchedEncoder
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
 from .engine import Engine
-from .errors import FailedPrecondition, InvalidInput
+from .errors import EmbedspaceServerError, FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .servicer import SERVICE, EmbedspaceServicer, add_to_server
 
@@ -90,6 +91,23 @@ class EmbedspaceServer:
         self.health_port = -1
 
     async def start(self) -> int:
+        """Binds, loads the encoders and reports SERVING; returns the port.
+
+        A start that fails or is cancelled stops what it had started (the gRPC servers, the
+        pool, the batch threads) and releases the data directory before it raises: left
+        running, grpc.aio would shut its server down from the garbage collector after the
+        event loop has closed, and print `Event loop is closed`.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            try:
+                await self.stop(0)
+            except Exception as e:  # the first error is the one worth reporting
+                log.warning("while cleaning up after a failed start: %s", e)
+            raise
+
+    async def _start(self) -> int:
         s = self.settings
         loop = asyncio.get_running_loop()
         raise_open_files_limit()
@@ -120,14 +138,20 @@ class EmbedspaceServer:
             else:
                 self.port = server.add_secure_port(address, credentials)
         except (RuntimeError, InvalidInput) as e:
-            self.store.close()
-            raise FailedPrecondition(f"cannot listen on {s.host}:{s.port}: {e}") from None
+            reason = _bind_error(s.host, s.port) if isinstance(e, RuntimeError) else None
+            raise FailedPrecondition(f"cannot listen on {s.host}:{s.port}: {reason or e}") from None
         self._server = server
         await server.start()
         if s.health_port >= 0:
             probe = grpc.aio.server()
             health_pb2_grpc.add_HealthServicer_to_server(self.health, probe)
-            self.health_port = probe.add_insecure_port(f"{s.host}:{s.health_port}")
+            try:
+                self.health_port = probe.add_insecure_port(f"{s.host}:{s.health_port}")
+            except RuntimeError as e:
+                why = _bind_error(s.host, s.health_port) or e
+                raise FailedPrecondition(
+                    f"cannot listen on {s.host}:{s.health_port} (health_port): {why}"
+                ) from None
             await probe.start()
             self._probe_server = probe
             log.info("health only, plaintext, on %s:%d", s.host, self.health_port)
@@ -209,7 +233,12 @@ class EmbedspaceServer:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully.
+
+    A start that is refused raises an EmbedspaceServerError that says what is wrong, for a
+    file-system or unexpected error too (an unexpected one's traceback goes to DEBUG), after
+    start() has released what it took.
+    """
     server = EmbedspaceServer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -218,13 +247,36 @@ async def serve(settings: Settings) -> None:
     starting = asyncio.create_task(server.start())
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if starting in done:
-        starting.result()  # re-raises a failed start
-        await stopping
-    else:
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+    try:
+        if starting not in done:
+            starting.cancel()  # start() stops what it had started
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            log.info("signal received while starting: stopped")
+            return
+        starting.result()
+    except EmbedspaceServerError:
+        raise
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename is not None else ""
+        raise FailedPrecondition(f"{where}{e.strerror or e}") from e
+    except Exception as e:
+        log.debug("start failed", exc_info=True)
+        raise FailedPrecondition(f"{type(e).__name__}: {e}") from e
+    await stopping
     log.info("signal received: draining (grace %.1fs)", settings.grace_period_s)
     await server.stop()
     log.info("stopped")
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why host:port cannot be bound, in the system's words ("Address already in use"),
+    which gRPC's error leaves out; None if a plain socket binds it."""
+    address = host.strip("[]")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
