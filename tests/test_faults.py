@@ -278,6 +278,8 @@ def test_damaged_files_stop_the_start_or_are_quarantined_untouched(
         with pytest.raises(FailedPrecondition, match="quarantined"):
             es.upsert("bad", ["y"], vectors=np.ones((1, 8)))
         with pytest.raises(FailedPrecondition, match="quarantined"):
+            es.distance("bad", [np.ones(8)], [np.ones(8)])
+        with pytest.raises(FailedPrecondition, match="quarantined"):
             es.drop_collection("bad")
         with pytest.raises(AlreadyExists, match="quarantined"):
             es.create_collection("bad", "vec8")

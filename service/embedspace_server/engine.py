@@ -568,8 +568,8 @@ class Engine:
         if coll is not None:
             loaded = coll.spec.encoder in self.registry
             return _Space(name, self.registry.get(coll.spec.encoder) if loaded else None, coll)
-        if need_collection:
-            self.collection(name)  # raises CollectionNotFound with the list
+        if need_collection or name in self.quarantined:
+            self.collection(name)  # raises CollectionNotFound with the list, or quarantined
         if name not in self.registry:
             raise NotFound(
                 f"no collection or encoder named {name!r}; collections: "
