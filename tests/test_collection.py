@@ -168,3 +168,41 @@ def test_a_snapshot_of_an_index_in_an_id_map_still_loads(index: str) -> None:
     assert [i.id for i in c.scan(0, 10)[0]] == (
         ["a", "b", "c", "d"] if index == "Flat" else ["c", "b", "a", "d"]
     )
+
+
+def test_a_data_directory_of_format_1_loads_and_is_rewritten_in_format_2(tmp_path: Path) -> None:
+    """tests/data/format1: written by the release before snapshot checksums (Flat and HNSW
+    collections, each a snapshot and writes logged after it)."""
+    import shutil
+
+    from embedspace_server.encoders import EncoderRegistry
+    from embedspace_server.encoders.vector import VectorEncoder
+    from embedspace_server.engine import Engine
+    from embedspace_server.index import CollectionStore
+    from embedspace_server.index.snapshot import MAGIC
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(__file__).parent / "data" / "format1", data)
+    want = {f"x{i}": np.arange(4, dtype=np.float32) + i for i in (0, 3, 4, 5)}
+    want["late"] = np.full(4, 9, np.float32)
+
+    def check() -> None:
+        store = CollectionStore(data)
+        try:
+            engine = Engine(EncoderRegistry([VectorEncoder("v4", 4, Metric.L2)]), store)
+            for name in ("flat", "hnsw"):
+                items, total = engine.scan(name, 0, 100)
+                assert total == len(want) and {i.id for i in items} == set(want)
+                for item in items:
+                    assert np.array_equal(item.vector, want[item.id])
+                assert engine.get(name, ["x3", "late"])[0].metadata == {"i": 3}
+                assert engine.get(name, ["late"])[0].metadata == {"late": True}
+            engine.snapshot()
+            engine.close()
+        finally:
+            store.close()
+
+    check()
+    for name in ("flat", "hnsw"):
+        assert (data / "collections" / name / "snapshot").read_bytes().startswith(MAGIC)
+    check()
