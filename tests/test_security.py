@@ -180,3 +180,86 @@ def test_a_plaintext_health_port_beside_tls_serves_only_health(
         ):
             es.collections()
         assert info.value.code == grpc.StatusCode.UNIMPLEMENTED
+
+
+# Bad PEM files are named at start-up, not reported by grpc as "Failed to bind to address".
+
+
+def _bad_tls(pki: dict[str, Path], folder: Path, case: str) -> tuple[dict[str, str], str]:
+    """TLS settings that must be refused, and the start of the message that says why."""
+    from cryptography.hazmat.primitives import serialization
+
+    good = {"tls_cert": str(pki["server_cert"]), "tls_key": str(pki["server_key"])}
+    junk = folder / "notes.txt"
+    junk.write_text("not a certificate\n")
+    if case == "cert is not a certificate":
+        return {**good, "tls_cert": str(junk)}, f"tls_cert {str(junk)!r} is not a PEM certificate"
+    if case == "key is a certificate":
+        wrong = {**good, "tls_key": str(pki["server_cert"])}
+        return wrong, f"tls_key {str(pki['server_cert'])!r} is not a PEM private key"
+    if case == "key of another certificate":
+        return {**good, "tls_key": str(pki["client_key"])}, (
+            f"tls_key {str(pki['client_key'])!r} does not match "
+            f"tls_cert {str(pki['server_cert'])!r}"
+        )
+    if case == "encrypted key":
+        key = serialization.load_pem_private_key(pki["server_key"].read_bytes(), None)
+        locked = folder / "locked.key"
+        locked.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        ))  # fmt: skip
+        return {**good, "tls_key": str(locked)}, f"tls_key {str(locked)!r} is encrypted"
+    if case == "client CA is cut short":
+        cut = folder / "cut-ca.pem"
+        cut.write_bytes(pki["ca"].read_bytes()[:200])
+        return {**good, "tls_client_ca": str(cut)}, (
+            f"tls_client_ca {str(cut)!r} is not a PEM certificate: a PEM block does not decode"
+        )
+    assert case == "client CA is not a certificate"
+    return {**good, "tls_client_ca": str(junk)}, (
+        f"tls_client_ca {str(junk)!r} is not a PEM certificate: "
+        "no '-----BEGIN CERTIFICATE-----' block found"
+    )
+
+
+BAD_TLS = ["cert is not a certificate", "key is a certificate", "key of another certificate",
+           "encrypted key", "client CA is cut short", "client CA is not a certificate"]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_TLS)
+def test_bad_pem_files_are_named(pki: dict[str, Path], tmp_path: Path, case: str) -> None:
+    from embedspace_server.auth import server_credentials
+    from embedspace_server.config import Settings
+    from embedspace_server.errors import InvalidInput
+
+    settings, message = _bad_tls(pki, tmp_path, case)
+    with pytest.raises(InvalidInput) as info:
+        server_credentials(Settings(**settings))
+    assert str(info.value).startswith(message), str(info.value)
+    good = {"tls_cert": str(pki["server_cert"]), "tls_key": str(pki["server_key"]),
+            "tls_client_ca": str(pki["ca"])}  # fmt: skip
+    assert server_credentials(Settings(**good)) is not None
+
+
+@pytest.mark.parametrize("case", ["key of another certificate", "client CA is cut short"])
+def test_serve_refuses_bad_pem_files_in_one_line(
+    pki: dict[str, Path], tmp_path: Path, case: str
+) -> None:
+    settings, message = _bad_tls(pki, tmp_path, case)
+    config = tmp_path / "es.toml"
+    config.write_text(
+        "".join(f"{name} = {json.dumps(value)}\n" for name, value in settings.items())
+        + 'builtin_collections = false\n[[encoders]]\nname = "v"\nkind = "vector"\ndim = 8\n'
+    )
+    out = subprocess.run(
+        [str(BIN / "embedspace"), "serve", "--port", "0", "--config", str(config),
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "Traceback" not in text and "Failed to bind" not in text, text
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, text
+    assert f"cannot start: cannot listen on 127.0.0.1:0: {message}" in errors[0], text

@@ -8,6 +8,7 @@ reflection when `public_reflection` is set. Tokens are never logged.
 from __future__ import annotations
 
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -59,25 +60,20 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
 
 def _refusing(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler of the same shape that answers UNAUTHENTICATED."""
+    """A handler that answers UNAUTHENTICATED without reading the request.
 
-    async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    It takes the request as a stream whatever the real method's shape (the wire is the same),
+    because gRPC receives and parses a unary request in full before calling its handler: up
+    to max_message_bytes for anyone without a token. A request stream is read only when the
+    handler iterates it, and this one never does. The response keeps the method's shape.
+    """
+
+    async def refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, MISSING)
 
-    async def streaming(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, MISSING)
-
-    ser = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary, **ser)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(unary, **ser)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(streaming, **ser)
-    return grpc.stream_stream_rpc_method_handler(streaming, **ser)
+    if handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    return grpc.stream_unary_rpc_method_handler(refuse)
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -94,6 +90,46 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
     except OSError as e:
         raise InvalidInput(f"cannot read a TLS file: {e}") from None
+    _check_pem(settings.tls_cert, settings.tls_key, key, settings.tls_client_ca)
     return grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
     )
+
+
+def _check_pem(cert: str, key: str, key_pem: bytes, ca: str) -> None:
+    """Parses the PEM files with the ssl module before grpc gets them: grpc reports a bad
+    one only as an address it failed to bind."""
+    if err := _load(lambda c: c.load_verify_locations(cafile=cert)):
+        raise InvalidInput(f"tls_cert {cert!r} is not a PEM certificate: {_why(err)}")
+    if ca and (err := _load(lambda c: c.load_verify_locations(cafile=ca))):
+        raise InvalidInput(f"tls_client_ca {ca!r} is not a PEM certificate: {_why(err)}")
+
+    def encrypted() -> bytes:  # without a callback, OpenSSL would prompt on the terminal
+        raise InvalidInput(f"tls_key {key!r} is encrypted; give it without a passphrase")
+
+    err = _load(lambda c: c.load_cert_chain(cert, key, password=encrypted))
+    if err is None:
+        return
+    if err.reason == "KEY_VALUES_MISMATCH":
+        raise InvalidInput(f"tls_key {key!r} does not match tls_cert {cert!r}: "
+                           "it is not the private key of that certificate")  # fmt: skip
+    if b"PRIVATE KEY-----" not in key_pem:
+        raise InvalidInput(f"tls_key {key!r} is not a PEM private key: "
+                           "no '-----BEGIN ... PRIVATE KEY-----' block found")  # fmt: skip
+    raise InvalidInput(f"tls_cert {cert!r} with tls_key {key!r} cannot be used: {_why(err)}")
+
+
+def _load(step: Callable[[ssl.SSLContext], object]) -> ssl.SSLError | None:
+    try:
+        step(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+    except ssl.SSLError as e:
+        return e
+    return None
+
+
+def _why(e: ssl.SSLError) -> str:
+    if e.reason == "NO_CERTIFICATE_OR_CRL_FOUND":
+        return "no '-----BEGIN CERTIFICATE-----' block found"
+    if e.reason is None:  # OpenSSL's bare "PEM lib"
+        return "a PEM block does not decode (truncated, or not base64)"
+    return str(e.reason).replace("_", " ").lower()
