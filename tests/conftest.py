@@ -25,6 +25,7 @@ from embedspace import Client
 from embedspace_server.config import Settings
 from embedspace_server.encoders import Encoder
 from embedspace_server.encoders.vector import VectorEncoder
+from embedspace_server.index.base import Backend
 from embedspace_server.server import EmbedspaceServer
 from embedspace_server.types import Metric
 
@@ -44,11 +45,13 @@ def wait_until(condition: Any, timeout: float = 30) -> None:
 class RunningServer:
     """An EmbedspaceServer on its own event loop in a background thread."""
 
-    def __init__(self, settings: Settings, encoders: Sequence[Encoder]) -> None:
+    def __init__(
+        self, settings: Settings, encoders: Sequence[Encoder], backend: Backend | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = EmbedspaceServer(settings, encoders=encoders)
+        self.server = EmbedspaceServer(settings, encoders=encoders, backend=backend)
         self.port = self._run(self.server.start())
         self.target = f"127.0.0.1:{self.port}"
 
@@ -119,6 +122,26 @@ def shared_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFact
     running = RunningServer(settings, encoders)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def sharded_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFactory):
+    """A server whose every collection is split over two shards (tests/sharded.py)."""
+    from .sharded import ShardedBackend
+
+    data_dir = tmp_path_factory.mktemp("sharded")
+    settings = Settings(host="127.0.0.1", port=0, data_dir=data_dir)
+    running = RunningServer(settings, encoders, ShardedBackend())
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session", params=["faiss", "two-shards"])
+def congruence_server(request: pytest.FixtureRequest) -> RunningServer:
+    """The congruence suites run against the FAISS collection and the two-shard one."""
+    name = "shared_server" if request.param == "faiss" else "sharded_server"
+    server: RunningServer = request.getfixturevalue(name)
+    return server
 
 
 @pytest.fixture

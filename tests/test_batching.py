@@ -163,4 +163,4 @@ def test_batched_calls_answer_on_the_event_loop_and_errors_keep_their_status(
                 es.embed("minilm", ["fine", ""], timeout=10)
         finally:
             block.set()
-        assert server.server.servicer.pending == 0
+        assert server.server.servicer.calls.pending == 0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from embedspace_server.index import idmap
 from embedspace_server.index.collection import Collection
-from embedspace_server.index.snapshot import MAGIC_V1, read_snapshot
+from embedspace_server.index.snapshot import MAGIC_V1, collection_from_state, read_snapshot
 from embedspace_server.types import Metric
 
 DIM = 8
@@ -73,7 +73,7 @@ class Model:
 
 def reload(c: Collection) -> Collection:
     header, blob, _ = c.state()
-    return Collection.from_state(json.loads(json.dumps(header)), blob)
+    return collection_from_state(json.loads(json.dumps(header)), blob)
 
 
 @pytest.mark.parametrize("index", ["Flat", "SQ8", "HNSW8"])
@@ -156,7 +156,7 @@ def test_a_snapshot_of_an_index_in_an_id_map_still_loads(index: str) -> None:
         "metadata": {"b": {"k": 1}}, "tombstones": [1] if tombstones else [],
     }  # fmt: skip
     vectors = {"a": v[0], "b": v[3], "c": v[2]}
-    c = Collection.from_state(header, faiss.serialize_index(wrapped))
+    c = collection_from_state(header, faiss.serialize_index(wrapped))
     for loaded in (c, reload(c)):
         items = loaded.scan(0, 10)[0]
         assert [item.id for item in items] == want and loaded.tombstones == tombstones

@@ -1,12 +1,22 @@
-"""FAISS answers through the service against a plain numpy exact search."""
+"""Answers through the service against a plain numpy exact search and gensim, for the FAISS
+collection and for a collection split over two shards."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from embedspace import Client, InvalidArgument, Ref, Sum
 
 METRICS = {"vec8": "cosine", "vec8dot": "dot", "vec8l2": "l2"}
+
+
+@pytest.fixture
+def client(congruence_server) -> Iterator[Client]:
+    """Each test runs against a FAISS collection and a two-shard one."""
+    with Client(congruence_server.target, timeout=60) as c:
+        yield c
 
 
 def exact(stored: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:

@@ -29,7 +29,7 @@ def gated_server(tmp_path: Path) -> Any:
 
 def test_overload_is_resource_exhausted_at_once(gated_server: Any) -> None:
     running, gated = gated_server
-    servicer = running.server.servicer
+    calls = running.server.servicer.calls
     results: list[Any] = []
 
     def call() -> None:
@@ -44,14 +44,14 @@ def test_overload_is_resource_exhausted_at_once(gated_server: Any) -> None:
     assert gated.entered.wait(10)  # the only worker is busy
     second = threading.Thread(target=call)
     second.start()
-    wait_until(lambda: servicer.pending == 2)  # one running, one queued: the limit
+    wait_until(lambda: calls.pending == 2)  # one running, one queued: the limit
     with Client(running.target) as es, pytest.raises(ResourceExhausted, match="busy"):
         es.embed("gated", [np.ones(4, np.float32)])
     gated.gate.set()
     first.join(10)
     second.join(10)
     assert results == [(1, 4), (1, 4)]
-    assert servicer.pending == 0
+    assert calls.pending == 0
 
 
 def test_a_call_past_its_deadline_never_runs(gated_server: Any) -> None:
@@ -73,7 +73,7 @@ def test_a_call_past_its_deadline_never_runs(gated_server: Any) -> None:
         es.embed("gated", [np.ones(4, np.float32)] * 3, timeout=0.3)
     gated.gate.set()
     holder.join(10)
-    wait_until(lambda: running.server.servicer.pending == 0)
+    wait_until(lambda: running.server.servicer.calls.pending == 0)
     assert calls == [1]  # the expired call's three items were never embedded
 
 

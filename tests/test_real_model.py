@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from embedspace import Client, Ref
@@ -10,12 +12,19 @@ from gensim.models import KeyedVectors
 from .words import analogy_questions, analogy_words
 
 
+@pytest.fixture
+def client(congruence_server) -> Iterator[Client]:
+    """Each test runs against a FAISS collection and a two-shard one."""
+    with Client(congruence_server.target, timeout=60) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
-def words_collection(shared_server) -> tuple[str, KeyedVectors]:
+def words_collection(congruence_server) -> tuple[str, KeyedVectors]:
     """The 905 analogy words embedded by the service, and gensim KeyedVectors holding the
     very vectors the service stored."""
     words = analogy_words()
-    with Client(shared_server.target, timeout=120) as es:
+    with Client(congruence_server.target, timeout=120) as es:
         es.create_collection("analogy-words", "minilm")
         for i in range(0, len(words), 256):
             chunk = words[i : i + 256]

@@ -16,10 +16,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+import numpy as np
+
+from .config import Settings
 from .encoders import Encoder
-from .types import FloatArray, Item
+from .errors import EmbedspaceServerError
+from .types import FloatArray, Item, Neighbor, Scalar
+
+if TYPE_CHECKING:
+    from .index.base import VectorCollection
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +58,26 @@ def then(source: Future[R], fn: Callable[[R], A]) -> Future[A]:
     return out
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A result that is an error for the caller whose item it is, and for no other."""
+
+    error: BaseException
+
+
 class MicroBatcher(Generic[T, R]):
     def __init__(
         self,
-        run: Callable[[list[T]], Sequence[R]],
+        run: Callable[[list[T]], Sequence[R | Failed]],
         *,
         max_items: int,
         max_wait_s: float,
         name: str,
+        initializer: Callable[[], None] | None = None,
     ) -> None:
+        """`initializer` runs first on the batch thread (per-thread settings)."""
         self._run = run
+        self._initializer = initializer
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self._queue: deque[tuple[list[T], Future[list[R]]]] = deque()
@@ -114,6 +132,8 @@ class MicroBatcher(Generic[T, R]):
             return taken
 
     def _loop(self) -> None:
+        if self._initializer is not None:
+            self._initializer()
         while True:
             taken = self._take()
             if not taken:
@@ -132,15 +152,27 @@ class MicroBatcher(Generic[T, R]):
             self.batches += 1
             start = 0
             for request, future in taken:
-                future.set_result(list(results[start : start + len(request)]))
+                part = results[start : start + len(request)]
                 start += len(request)
+                failed = next((r for r in part if isinstance(r, Failed)), None)
+                if failed is not None:
+                    future.set_exception(failed.error)
+                else:
+                    future.set_result([r for r in part if not isinstance(r, Failed)])
 
 
 class BatchedEncoder(Encoder):
     """An encoder whose forward passes are shared by concurrent callers. Validation stays
     per caller (one caller's bad item never fails another's batch)."""
 
-    def __init__(self, inner: Encoder, *, max_items: int, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        inner: Encoder,
+        *,
+        max_items: int,
+        max_wait_s: float,
+        initializer: Callable[[], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.info = inner.info
         self.batcher: MicroBatcher[Item, FloatArray] = MicroBatcher(
@@ -148,6 +180,7 @@ class BatchedEncoder(Encoder):
             max_items=max_items,
             max_wait_s=max_wait_s,
             name=inner.info.name,
+            initializer=initializer,
         )
 
     def check(self, label: str, item: Item) -> None:
@@ -168,3 +201,91 @@ class BatchedEncoder(Encoder):
 
     def warmup(self) -> None:
         self.inner.warmup()
+
+
+# Encoder kinds with a forward pass worth sharing between concurrent callers.
+BATCHED_KINDS = ("sentence-transformers", "trained")
+
+
+def batch_encoders(
+    encoders: Sequence[Encoder], settings: Settings, initializer: Callable[[], None] | None
+) -> list[Encoder]:
+    """The encoders, those whose forward passes concurrent callers should share wrapped in
+    a BatchedEncoder (unless embed_batch is 1)."""
+    if settings.embed_batch <= 1:
+        return list(encoders)
+    return [
+        BatchedEncoder(
+            e,
+            max_items=settings.embed_batch,
+            max_wait_s=settings.embed_wait_ms / 1000,
+            initializer=initializer,
+        )
+        if e.info.provenance.kind in BATCHED_KINDS
+        else e
+        for e in encoders
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class SearchRequest:
+    vector: FloatArray
+    k: int
+    exclude: tuple[str, ...]
+    where: dict[str, Scalar]
+    min_score: float | None
+    params: dict[str, float]
+
+    def group(self) -> tuple[object, ...]:
+        """Requests of one group share a FAISS call."""
+        where, params = tuple(sorted(self.where.items())), tuple(sorted(self.params.items()))
+        return (self.k, self.exclude, where, self.min_score, params)
+
+    def run(self, collection: VectorCollection, vectors: list[FloatArray]) -> list[list[Neighbor]]:
+        """Searches `vectors` with this request's parameters."""
+        return collection.search(
+            np.stack(vectors),
+            self.k,
+            exclude=self.exclude,
+            where=self.where,
+            min_score=self.min_score,
+            params=self.params,
+        )
+
+
+class SearchCoalescer(MicroBatcher[SearchRequest, list[Neighbor]]):
+    """Concurrent searches on one collection gathered into one FAISS call per set of
+    parameters (k, exclusions, filter, min_score): each caller gets exactly the answer a
+    search of its own would give, or its own group's error."""
+
+    def __init__(
+        self,
+        collection: VectorCollection,
+        settings: Settings,
+        initializer: Callable[[], None] | None = None,
+    ) -> None:
+        self.collection = collection
+        super().__init__(
+            self._search_all,
+            max_items=settings.search_batch,
+            max_wait_s=settings.search_wait_ms / 1000,
+            name=f"search-{collection.spec.name}",
+            initializer=initializer,
+        )
+
+    def _search_all(self, requests: list[SearchRequest]) -> list[list[Neighbor] | Failed]:
+        answers: list[list[Neighbor] | Failed] = [[] for _ in requests]
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.group(), []).append(i)
+        for members in groups.values():
+            first = requests[members[0]]
+            try:
+                hits: Sequence[list[Neighbor] | Failed] = first.run(
+                    self.collection, [requests[i].vector for i in members]
+                )
+            except EmbedspaceServerError as e:
+                hits = [Failed(e)] * len(members)
+            for i, h in zip(members, hits, strict=True):
+                answers[i] = h
+        return answers

@@ -5,9 +5,9 @@ Every malformed field becomes InvalidInput naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from embedspace import _wire
 from embedspace.v1 import embedspace_pb2 as pb
@@ -51,6 +51,38 @@ ITEM_KINDS_PB = {
 }
 METHODS = {pb.ANALOGY_METHOD_UNSPECIFIED: "add", pb.ANALOGY_METHOD_ADD: "add",
            pb.ANALOGY_METHOD_MUL: "mul"}  # fmt: skip
+
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Embedspace"]
+SERVICE_NAME: str = SERVICE.full_name
+
+
+class Malformed:
+    """Stands in for a request whose bytes did not parse, so that its handler can answer
+    INVALID_ARGUMENT."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def rpc_codecs() -> dict[str, tuple[Callable[[bytes], Any], Callable[[Any], bytes]]]:
+    """Each RPC's name, with its request parser (which gives Malformed for bytes that do not
+    parse) and its response serializer."""
+
+    def lenient(cls: Any) -> Callable[[bytes], Any]:
+        def parse(data: bytes) -> Any:
+            try:
+                return cls.FromString(data)
+            except Exception as e:  # DecodeError, and RecursionError on absurd nesting
+                return Malformed(f"the request is not a valid {cls.DESCRIPTOR.full_name}: {e}")
+
+        return parse
+
+    return {
+        m.name: (lenient(getattr(pb, m.input_type.name)),
+                 getattr(pb, m.output_type.name).SerializeToString)
+        for m in SERVICE.methods
+    }  # fmt: skip
 
 
 def _checked(what: str, fn: Callable[[], T]) -> T:
@@ -133,6 +165,84 @@ def upsert_points(request: pb.UpsertRequest) -> list[UpsertPoint]:
             )
         )
     return points
+
+
+def _queries(messages: Sequence[pb.Query], what: str) -> list[Query]:
+    """Each query, its errors labelled `what` with its position filled in."""
+    return [query(q, what.format(i)) for i, q in enumerate(messages)]
+
+
+# Each RPC's request as the arguments of the call of the same name in calls.py.
+
+
+def embed_request(r: pb.EmbedRequest) -> tuple[str, list[Item]]:
+    return r.encoder, [item(it, f"item {i}") for i, it in enumerate(r.items)]
+
+
+def create_collection_request(
+    r: pb.CreateCollectionRequest,
+) -> tuple[str, str, str, Metric | None, dict[str, float]]:
+    return r.name, r.encoder, r.index, metric(r.metric), dict(r.search_params)
+
+
+def name_request(r: pb.DescribeCollectionRequest | pb.DropCollectionRequest) -> tuple[str]:
+    return (r.name,)
+
+
+def backup_request(r: pb.BackupRequest) -> tuple[str, str]:
+    return r.collection, r.name
+
+
+def restore_request(r: pb.RestoreRequest) -> tuple[str, str]:
+    return r.name, r.collection
+
+
+def upsert_request(r: pb.UpsertRequest) -> tuple[str, list[UpsertPoint]]:
+    return r.collection, upsert_points(r)
+
+
+def ids_request(r: pb.GetRequest | pb.DeleteRequest) -> tuple[str, list[str]]:
+    return r.collection, list(r.ids)
+
+
+def scan_request(r: pb.ScanRequest) -> tuple[str, int, int]:
+    return r.collection, r.offset, r.limit
+
+
+def search_request(
+    r: pb.SearchRequest,
+) -> tuple[str, Query, int, float | None, list[str], Metadata, dict[str, float]]:
+    min_score = r.min_score if r.HasField("min_score") else None
+    return (r.collection, query(r.query), r.k, min_score, list(r.exclude),
+            metadata(r.where, "where"), dict(r.search_params))  # fmt: skip
+
+
+def distance_request(
+    r: pb.DistanceRequest,
+) -> tuple[str, list[Query], list[Query], Metric | None, bool]:
+    return r.space, _queries(r.a, "a[{}]"), _queries(r.b, "b[{}]"), metric(r.metric), r.matrix
+
+
+def most_similar_request(r: pb.MostSimilarRequest) -> tuple[
+    str, list[tuple[Query, float | None]], list[tuple[Query, float | None]], int, str
+]:  # fmt: skip
+    return (r.collection, weighted(list(r.positive), "positive"),
+            weighted(list(r.negative), "negative"), r.k, method(r.method))  # fmt: skip
+
+
+def doesnt_match_request(r: pb.DoesntMatchRequest) -> tuple[str, list[Query]]:
+    return r.space, _queries(r.items, "item {}")
+
+
+def compare_request(r: pb.CompareRequest) -> tuple[list[str], Query, int]:
+    return list(r.collections), query(r.query), r.k
+
+
+def mean_vector_request(
+    r: pb.MeanVectorRequest,
+) -> tuple[str, list[Query], list[float], bool, bool]:
+    pre = r.pre_normalize if r.HasField("pre_normalize") else True
+    return r.space, _queries(r.items, "item {}"), list(r.weights), pre, r.post_normalize
 
 
 # ---------------------------------------------------------------- responses

@@ -17,20 +17,23 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from . import convert
 from .auth import TokenInterceptor, server_credentials, tokens_of
-from .batching import BatchedEncoder
+from .batching import BatchedEncoder, batch_encoders
+from .calls import Calls
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
 from .engine import Engine
 from .errors import EmbedspaceServerError, FailedPrecondition, InvalidInput
 from .index import CollectionStore
-from .servicer import SERVICE, EmbedspaceServicer, add_to_server
+from .index.base import Backend
+from .seeding import ensure_builtin_collections
+from .servicer import EmbedspaceServicer, add_to_server
+from .threads import thread_initializer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = SERVICE.full_name
-# Encoder kinds with a forward pass worth sharing between concurrent callers.
-BATCHED_KINDS = ("sentence-transformers", "trained")
+SERVICE_NAME = convert.SERVICE_NAME
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -72,16 +75,28 @@ class EmbedspaceServer:
 
     `encoders` lets a caller pass encoders it already built (tests share one model this
     way); by default they are built from the settings after the port is bound, so health
-    answers NOT_SERVING while they load.
+    answers NOT_SERVING while they load. `backend` keeps the collections: by default the
+    data directory (`CollectionStore`), taken before the port is bound.
     """
 
-    def __init__(self, settings: Settings, *, encoders: Sequence[Encoder] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        encoders: Sequence[Encoder] | None = None,
+        backend: Backend | None = None,
+    ) -> None:
         self.settings = settings
         self._given = encoders
-        self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="embedspace")
+        self._given_backend = backend
+        self.pool = ThreadPoolExecutor(
+            settings.workers,
+            thread_name_prefix="embedspace",
+            initializer=thread_initializer(settings),
+        )
         self.health = health_aio.HealthServicer()
-        self.servicer = EmbedspaceServicer(self.pool, settings.max_pending)
-        self.store: CollectionStore | None = None
+        self.servicer = EmbedspaceServicer()
+        self.backend: Backend | None = None
         self.engine: Engine | None = None
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -112,7 +127,7 @@ class EmbedspaceServer:
         loop = asyncio.get_running_loop()
         raise_open_files_limit()
         # Take the data directory first: a second server on it fails before binding.
-        self.store = CollectionStore(s.data_dir)
+        self.backend = self._given_backend or CollectionStore(s.data_dir)
         limit = s.max_message_bytes
         tokens = tokens_of(s)
         interceptors = [TokenInterceptor(tokens, public_reflection=s.public_reflection)]
@@ -164,25 +179,16 @@ class EmbedspaceServer:
         encoders = self._given
         if encoders is None:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
-        import faiss
-
-        if s.faiss_threads > 0:
-            faiss.omp_set_num_threads(s.faiss_threads)
-        faiss.cvar.distance_compute_blas_threshold = s.faiss_blas_threshold
-        self._batched = [
-            BatchedEncoder(e, max_items=s.embed_batch, max_wait_s=s.embed_wait_ms / 1000)
-            for e in encoders
-            if s.embed_batch > 1 and e.info.provenance.kind in BATCHED_KINDS
-        ]
-        batched = {b.info.name: b for b in self._batched}
-        encoders = [batched.get(e.info.name, e) for e in encoders]
-        store = self.store
+        encoders = batch_encoders(encoders, s, thread_initializer(s))
+        self._batched = [e for e in encoders if isinstance(e, BatchedEncoder)]
+        backend = self.backend
         self.engine = await loop.run_in_executor(
-            self.pool, lambda: Engine(EncoderRegistry(encoders), store, s)
+            self.pool, lambda: Engine(EncoderRegistry(encoders), backend, s)
         )
         if s.builtin_collections:
-            await loop.run_in_executor(self.pool, self.engine.ensure_builtin_collections)
-        self.servicer.engine = self.engine
+            engine = self.engine
+            await loop.run_in_executor(self.pool, lambda: ensure_builtin_collections(engine))
+        self.servicer.calls = Calls(self.engine, self.pool, s.max_pending)
         for name in self.engine.quarantined:
             await self.health.set(collection_health_name(name), NOT_SERVING)
         await self._set_health(SERVING)
@@ -228,8 +234,8 @@ class EmbedspaceServer:
             log.info("saved %d collection(s) on shutdown", saved)
         for encoder in self._batched:
             encoder.batcher.close()
-        if self.store is not None:
-            self.store.close()
+        if self.backend is not None:
+            self.backend.close()
 
 
 async def serve(settings: Settings) -> None:

@@ -16,17 +16,18 @@ that have some: Python objects cost more than the codes of a quantized index.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import logging
 import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..arithmetic import Ranking
 from ..errors import CollectionNotFound, FailedPrecondition, IdNotFound, InvalidInput
 from ..types import (
     CollectionInfo,
@@ -39,7 +40,10 @@ from ..types import (
     UpsertResult,
 )
 from ..vecmath import unit_rows
+from .base import Spec, VectorCollection
+from .factory import build_index, faiss_module, first_line, removable
 from .idmap import IdMap
+from .params import apply_params, check_param, search_parameters
 from .wal import (
     OP_DELETE,
     OP_UPSERT,
@@ -66,12 +70,6 @@ def check_name(name: str) -> None:
         )
 
 
-def _faiss() -> Any:
-    import faiss
-
-    return faiss
-
-
 def _matches(metadata: Metadata, where: Mapping[str, Scalar]) -> bool:
     for key, want in where.items():
         if key not in metadata:
@@ -83,17 +81,13 @@ def _matches(metadata: Metadata, where: Mapping[str, Scalar]) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    encoder: str
-    index: str
-    metric: Metric
-    dim: int
-    search_params: tuple[tuple[str, float], ...] = ()
+# Arithmetic ranks the stored vectors this many at a time.
+RANK_CHUNK = 65536
 
 
-class Collection:
+class Collection(VectorCollection):
+    """The FAISS collection; see the module's docstring."""
+
     def __init__(
         self,
         spec: Spec,
@@ -104,9 +98,10 @@ class Collection:
     ) -> None:
         """`keys` (the id at each position of `index`, None for a tombstone) and `metadata`
         are taken over, not copied: a collection of a million ids should not hold two copies
-        while it loads."""
+        while it loads. The spec's search parameters are set on `index`."""
         self.spec = spec
         self.lock = threading.RLock()
+        apply_params(index, spec)
         self._index = index
         self._ids = IdMap([] if keys is None else keys)
         # Only ids with some metadata are here; the others have {}.
@@ -170,9 +165,6 @@ class Collection:
         with self.lock:
             return int(self._index.ntotal) - len(self._ids)
 
-    def vector(self, key: str) -> FloatArray:
-        return self.get([key])[0].vector
-
     def get(self, keys: Sequence[str]) -> list[StoredItem]:
         with self.lock:
             labels = self._ids.find(keys)
@@ -196,7 +188,7 @@ class Collection:
         with self.lock:
             return self._metadata.get(key, {})
 
-    def all_vectors(self) -> tuple[list[str], FloatArray]:
+    def _all_vectors(self) -> tuple[list[str], FloatArray]:
         """Every stored id and its vector, in scan order, in one consistent read."""
         with self.lock:
             keys = list(self._ids)
@@ -209,7 +201,7 @@ class Collection:
     def check_search_params(self, params: Mapping[str, float]) -> None:
         """Raises InvalidInput unless every parameter applies to this index and is in range."""
         for name, value in params.items():
-            _check_param(self._index, self.spec, name, value)
+            check_param(self._index, self.spec, name, value)
 
     def search(
         self,
@@ -272,6 +264,34 @@ class Collection:
             if len(out) == k:
                 return out, True
         return out, False
+
+    def rank(self, ranking: Ranking, k: int, exclude: Iterable[str] = ()) -> list[Neighbor]:
+        """Exact, over every stored vector, RANK_CHUNK at a time: a chunk's best `k + len(
+        exclude)` are kept, so the answer equals ranking them all at once (ties in scan
+        order, as gensim's stable sort)."""
+        excluded = set(exclude)
+        keep = k + len(excluded)
+        with self.lock:
+            labels = self._ids.labels()
+            by_label = self._ids.by_label
+            best: list[tuple[float, int, int]] = []  # (-score, position, label)
+            for start in range(0, len(labels), RANK_CHUNK):
+                chunk = labels[start : start + RANK_CHUNK]
+                with self._faiss_call("give back stored vectors"):
+                    scores = ranking.scores(self._index.reconstruct_batch(chunk))
+                top = np.argsort(-scores, kind="stable")[:keep]
+                best = heapq.nsmallest(keep, [*best, *(
+                    (-float(scores[i]), start + int(i), int(chunk[i])) for i in top)])  # fmt: skip
+            hits = []
+            for negative, _, label in best:
+                key = by_label[label]
+                assert key is not None
+                if key in excluded:
+                    continue
+                hits.append(Neighbor(key, -negative, self._metadata.get(key, {})))
+                if len(hits) == k:
+                    break
+            return hits
 
     # ------------------------------------------------------------ writing
 
@@ -360,7 +380,7 @@ class Collection:
         """Replaces the codes at `labels` of an index of flat codes with those of `vectors`."""
         index = self._index
         size = index.code_size
-        codes = _faiss().rev_swig_ptr(index.codes.data(), index.ntotal * size)
+        codes = faiss_module().rev_swig_ptr(index.codes.data(), index.ntotal * size)
         codes.reshape(-1, size)[labels] = index.sa_encode(vectors)
 
     def _apply_delete(self, keys: Sequence[str]) -> int:
@@ -392,8 +412,9 @@ class Collection:
             if not self.tombstones:
                 return False
             version = self.version
-            keys, vectors = self.all_vectors()
+            keys, vectors = self._all_vectors()
         index = build_index(self.spec)
+        apply_params(index, self.spec)
         try:
             if not index.is_trained and len(vectors):
                 index.train(vectors)
@@ -416,7 +437,7 @@ class Collection:
             raise CollectionNotFound(f"collection {self.spec.name!r} was dropped")
 
     def _removable(self) -> bool:
-        return _removable(self._index)
+        return removable(self._index)
 
     def _train(self, vectors: FloatArray) -> None:
         try:
@@ -450,171 +471,5 @@ class Collection:
                 "keys": list(by_label),
                 "metadata": {k: dict(v) for k, v in self._metadata.items()},
             }
-            blob = _faiss().serialize_index(self._index)
+            blob = faiss_module().serialize_index(self._index)
             return header, blob, self.version
-
-    @classmethod
-    def from_state(cls, header: Mapping[str, Any], blob: Any) -> Collection:
-        s = header["spec"]
-        params = tuple(sorted(s.get("search_params", {}).items()))
-        spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
-        faiss = _faiss()
-        index = faiss.deserialize_index(blob)
-        keys = header["keys"] if "keys" in header else _keys_by_label(header)
-        if not isinstance(keys, list) or not all(k is None or type(k) is str for k in keys):
-            raise ValueError("its keys are not a list of ids (or null)")
-        if len(set(keys) - {None}) != len(keys) - keys.count(None):
-            raise ValueError("its keys hold an id twice")
-        if isinstance(index, faiss.IndexIDMap2):
-            index, keys = _unwrap(index, keys)
-        elif index.ntotal != len(keys):
-            raise ValueError(f"its index holds {index.ntotal} vectors for {len(keys)} keys")
-        _apply_params(index, spec)
-        # Snapshots written before metadata was kept sparse hold {} for every id.
-        metadata = {key: md for key, md in header["metadata"].items() if md}
-        return cls(spec, index, keys, metadata, int(header.get("seq", 0)))
-
-
-def _keys_by_label(header: Mapping[str, Any]) -> list[str | None]:
-    """The id at each label of a snapshot written before headers held a list of keys: ids
-    mapped each id to its label, below next_id."""
-    ids, next_id = header["ids"], int(header["next_id"])
-    if not isinstance(ids, dict) or not all(
-        type(label) is int and 0 <= label < next_id for label in ids.values()
-    ):
-        raise ValueError(f"its ids are not a map from id to a label below {next_id}")
-    keys: list[str | None] = [None] * next_id
-    for key, label in ids.items():
-        keys[label] = key
-    return keys
-
-
-def _unwrap(wrapped: Any, by_label: list[str | None]) -> tuple[Any, list[str | None]]:
-    """The bare index of a snapshot written when collections wrapped their index in an
-    IndexIDMap2, its vectors in label order (which was scan order), and the id at each
-    position. Only flat codes ever removed, so only they can need reordering."""
-    faiss = _faiss()
-    labels = faiss.vector_to_array(wrapped.id_map)
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(by_label)):
-        raise ValueError(f"its index holds labels outside 0..{len(by_label) - 1}")
-    index = faiss.clone_index(wrapped.index)  # the wrapper owns the inner index
-    order = np.argsort(labels, kind="stable")
-    if (order != np.arange(len(order))).any():
-        if not _removable(index):
-            raise ValueError("its index holds vectors out of label order")
-        index.permute_entries(order)
-    return index, [by_label[label] for label in labels[order].tolist()]
-
-
-def first_line(error: BaseException) -> str:
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    # FAISS messages look like "Error in ... at file.cpp:123: the actual reason".
-    return lines[-1] if lines else type(error).__name__
-
-
-# FAISS trusts its factory strings: some parameters crash the process instead of raising
-# (HNSW0, NSG, PQ1x0, ...). Only these forms, with their parameters in range, are accepted.
-FACTORY_FORMS = "Flat, SQ4|6|8|fp16, PQ<m>[x<b>][np], HNSW<M>[,Flat|SQ8|...], IVF<lists>,<codes>"
-_SQ = re.compile(r"^SQ(?:4|6|8|fp16)$")
-_PQ = re.compile(r"^PQ(\d{1,4})(?:x(\d{1,2}))?(?:np)?$")
-_HNSW = re.compile(r"^HNSW(\d{1,3})$")
-_IVF = re.compile(r"^IVF(\d{1,6})$")
-
-
-def _codes_ok(part: str, dim: int) -> bool:
-    """Flat, a scalar quantizer, or a product quantizer whose m divides dim."""
-    if part == "Flat" or _SQ.match(part):
-        return True
-    pq = _PQ.match(part)
-    if pq is None:
-        return False
-    m, bits = int(pq.group(1)), int(pq.group(2) or 8)
-    return 1 <= m <= dim and dim % m == 0 and 4 <= bits <= 12
-
-
-def check_factory(index: str, dim: int) -> None:
-    """Raises InvalidInput unless `index` is a factory string of a form FAISS handles safely."""
-    if "IDMap" in index:
-        raise InvalidInput(f"index {index!r}: leave out IDMap; every collection already maps ids")
-    parts = index.split(",")
-    hnsw, ivf = _HNSW.match(parts[0]), _IVF.match(parts[0])
-    if hnsw is not None:
-        ok = 4 <= int(hnsw.group(1)) <= 128 and (
-            len(parts) == 1
-            or (len(parts) == 2 and (parts[1] == "Flat" or bool(_SQ.match(parts[1]))))
-        )
-    elif ivf is not None:
-        ok = 1 <= int(ivf.group(1)) <= 65536 and len(parts) == 2 and _codes_ok(parts[1], dim)
-    else:
-        ok = len(parts) == 1 and _codes_ok(parts[0], dim)
-    if not ok:
-        raise InvalidInput(
-            f"index {index!r} is not supported for dimension {dim}: use one of {FACTORY_FORMS} "
-            "(PQ m divides the dimension and 4 <= b <= 12; 4 <= M <= 128; 1 <= lists <= 65536)"
-        )
-
-
-def build_index(spec: Spec) -> Any:
-    """A FAISS index from the factory string."""
-    faiss = _faiss()
-    check_factory(spec.index, spec.dim)
-    metric = faiss.METRIC_L2 if spec.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
-    try:
-        inner = faiss.index_factory(spec.dim, spec.index, metric)
-    except RuntimeError as e:
-        raise InvalidInput(
-            f"index {spec.index!r} is not a valid FAISS index-factory string for "
-            f"dimension {spec.dim}: {first_line(e)}"
-        ) from None
-    ivf = faiss.try_extract_index_ivf(inner)
-    if ivf is not None:
-        ivf.make_direct_map()  # so stored vectors can be reconstructed
-    _apply_params(inner, spec)
-    return inner
-
-
-def _removable(index: Any) -> bool:
-    """Whether the index removes entries keeping the others in order, as labels that are
-    positions need: the flat-codes family (Flat, SQ, PQ, ...) does; IVF, HNSW and Refine
-    keep deleted vectors as tombstones until a rebuild."""
-    faiss = _faiss()
-    return isinstance(faiss.downcast_index(index), faiss.IndexFlatCodes)
-
-
-SEARCH_PARAMS = {"efSearch": "HNSW", "nprobe": "IVF"}
-
-
-def _apply_params(index: Any, spec: Spec) -> None:
-    """The collection's default search parameters, set on the index."""
-    space = _faiss().ParameterSpace()
-    for name, value in spec.search_params:
-        _check_param(index, spec, name, value)
-        space.set_index_parameter(index, name, value)
-
-
-def _check_param(index: Any, spec: Spec, name: str, value: float) -> None:
-    faiss = _faiss()
-    inner = faiss.downcast_index(index)
-    kind = SEARCH_PARAMS.get(name)
-    fits = (kind == "HNSW" and isinstance(inner, faiss.IndexHNSW)) or (
-        kind == "IVF" and faiss.try_extract_index_ivf(inner) is not None
-    )
-    if not fits:
-        raise InvalidInput(
-            f"search parameter {name!r} does not apply to index {spec.index!r}; "
-            f"known: efSearch (HNSW), nprobe (IVF)"
-        )
-    if not (1 <= value <= 1_000_000) or value != int(value):
-        raise InvalidInput(f"search parameter {name!r} must be a whole number from 1 to 1000000")
-
-
-def search_parameters(index: Any, spec: Spec, params: Mapping[str, float]) -> Any:
-    """FAISS SearchParameters for one query's overrides (None when there are none)."""
-    if not params:
-        return None
-    faiss = _faiss()
-    for name, value in params.items():
-        _check_param(index, spec, name, value)
-    if "efSearch" in params:
-        return faiss.SearchParametersHNSW(efSearch=int(params["efSearch"]))
-    return faiss.SearchParametersIVF(nprobe=int(params["nprobe"]))

@@ -6,7 +6,8 @@ of the index bytes), then the index bytes (a serialized FAISS index). Any flippe
 found by a checksum and reported; nothing damaged is served.
 
 Format 1 (written before checksums) had no header checksum and no index checksum; it is
-still read.
+still read, and so are its two older headers: ids as a map to labels, and the index wrapped
+in FAISS's IndexIDMap2.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DamagedData
+from ..types import Metric
+from .base import Spec
 from .collection import Collection
 from .disk import write_atomic
+from .factory import faiss_module, removable
 
 MAGIC_V1 = b"EMBEDSPACE-SNAPSHOT-1\n"
 MAGIC = b"EMBEDSPACE-SNAPSHOT-2\n"
@@ -55,7 +60,7 @@ def read_snapshot(path: Path, name: str | None = None) -> Collection:
             raise _damaged(path, "it does not start like an embedspace snapshot")
         if name is not None:
             header["spec"]["name"] = name
-        return Collection.from_state(header, blob)
+        return collection_from_state(header, blob)
     except DamagedData:
         raise
     except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
@@ -85,6 +90,58 @@ def _parse_v1(data: bytes) -> tuple[dict[str, Any], Any]:
     offset += 8
     header = json.loads(data[offset : offset + size])
     return header, np.frombuffer(data, np.uint8, offset=offset + size).copy()
+
+
+def collection_from_state(header: Mapping[str, Any], blob: Any) -> Collection:
+    """The collection a snapshot's header and index bytes describe, in any format."""
+    faiss = faiss_module()
+    s = header["spec"]
+    params = tuple(sorted(s.get("search_params", {}).items()))
+    spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
+    index = faiss.deserialize_index(blob)
+    keys = header["keys"] if "keys" in header else _keys_by_label(header)
+    if not isinstance(keys, list) or not all(k is None or type(k) is str for k in keys):
+        raise ValueError("its keys are not a list of ids (or null)")
+    if len(set(keys) - {None}) != len(keys) - keys.count(None):
+        raise ValueError("its keys hold an id twice")
+    if isinstance(index, faiss.IndexIDMap2):
+        index, keys = _unwrap(index, keys)
+    elif index.ntotal != len(keys):
+        raise ValueError(f"its index holds {index.ntotal} vectors for {len(keys)} keys")
+    # Snapshots written before metadata was kept sparse hold {} for every id.
+    metadata = {key: md for key, md in header["metadata"].items() if md}
+    return Collection(spec, index, keys, metadata, int(header.get("seq", 0)))
+
+
+def _keys_by_label(header: Mapping[str, Any]) -> list[str | None]:
+    """The id at each label of a snapshot written before headers held a list of keys: ids
+    mapped each id to its label, below next_id."""
+    ids, next_id = header["ids"], int(header["next_id"])
+    if not isinstance(ids, dict) or not all(
+        type(label) is int and 0 <= label < next_id for label in ids.values()
+    ):
+        raise ValueError(f"its ids are not a map from id to a label below {next_id}")
+    keys: list[str | None] = [None] * next_id
+    for key, label in ids.items():
+        keys[label] = key
+    return keys
+
+
+def _unwrap(wrapped: Any, by_label: list[str | None]) -> tuple[Any, list[str | None]]:
+    """The bare index of a snapshot written when collections wrapped their index in an
+    IndexIDMap2, its vectors in label order (which was scan order), and the id at each
+    position. Only flat codes ever removed, so only they can need reordering."""
+    faiss = faiss_module()
+    labels = faiss.vector_to_array(wrapped.id_map)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(by_label)):
+        raise ValueError(f"its index holds labels outside 0..{len(by_label) - 1}")
+    index = faiss.clone_index(wrapped.index)  # the wrapper owns the inner index
+    order = np.argsort(labels, kind="stable")
+    if (order != np.arange(len(order))).any():
+        if not removable(index):
+            raise ValueError("its index holds vectors out of label order")
+        index.permute_entries(order)
+    return index, [by_label[label] for label in labels[order].tolist()]
 
 
 def _damaged(path: Path, why: str) -> DamagedData:

@@ -22,8 +22,10 @@ import uuid
 from pathlib import Path
 
 from ..errors import AlreadyExists, DamagedData, FailedPrecondition
+from .base import Backend, Spec, VectorCollection
 from .collection import NAME_RE, Collection
 from .disk import fsync_dir, remove_temp_files, storage_error
+from .factory import build_index
 from .snapshot import read_snapshot, write_snapshot
 from .wal import Journal, replay
 
@@ -32,8 +34,14 @@ log = logging.getLogger(__name__)
 SNAPSHOT = "snapshot"
 
 
-class CollectionStore:
-    """Persists collections under `root`; one server at a time may hold a root."""
+def _local(collection: VectorCollection) -> Collection:
+    if not isinstance(collection, Collection):
+        raise TypeError(f"the data directory keeps FAISS collections, not {collection!r}")
+    return collection
+
+
+class CollectionStore(Backend):
+    """Persists FAISS collections under `root`; one server at a time may hold a root."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -66,13 +74,21 @@ class CollectionStore:
     def folder(self, name: str) -> Path:
         return self._dir / name
 
-    def load_all(self, *, quarantine: bool = False) -> tuple[dict[str, Collection], dict[str, str]]:
+    def new(self, spec: Spec) -> Collection:
+        return Collection(spec, build_index(spec))
+
+    def read_backup(self, path: Path, name: str) -> Collection:
+        return read_snapshot(path, name)
+
+    def load_all(
+        self, *, quarantine: bool = False
+    ) -> tuple[dict[str, VectorCollection], dict[str, str]]:
         """Every collection (its snapshot, then the writes logged after it), and, with
         `quarantine`, the damaged ones set aside with the reason (else the first damaged
         one raises DamagedData). Their files are never changed."""
         if self._tmp.exists():
             shutil.rmtree(self._tmp)  # creates and drops that did not finish
-        out: dict[str, Collection] = {}
+        out: dict[str, VectorCollection] = {}
         damaged: dict[str, str] = {}
         for folder in sorted(self._dir.iterdir()):
             if not folder.is_dir() or not NAME_RE.match(folder.name):
@@ -134,9 +150,10 @@ class CollectionStore:
         self._journals[name] = journal
         collection.journal = journal
 
-    def create(self, collection: Collection) -> None:
+    def create(self, collection: VectorCollection) -> None:
         """Writes a new collection's folder and first snapshot, and starts its log. The
         folder is built under tmp/ and renamed into place: all of it or nothing."""
+        collection = _local(collection)
         name = collection.spec.name
         with self._lock:
             folder = self._dir / name
@@ -158,10 +175,13 @@ class CollectionStore:
             self._saved[name] = version
             self._attach(collection)
 
-    def save(self, collection: Collection) -> bool:
-        """Snapshots the collection if it changed since the last save, then deletes the
-        log segments the snapshot covers. Raises the domain error of a failed write; the
-        log still holds every write then."""
+    def save(self, collection: VectorCollection) -> bool:
+        """Rebuilds an index heavy with tombstones, then snapshots the collection if it
+        changed since the last save and deletes the log segments the snapshot covers.
+        Raises the domain error of a failed write; the log still holds every write then."""
+        collection = _local(collection)
+        if collection.needs_rebuild():
+            collection.rebuild()
         name = collection.spec.name
         with self._lock:
             journal = self._journals.get(name)
@@ -178,9 +198,10 @@ class CollectionStore:
             self._saved[name] = version
             return True
 
-    def drop(self, collection: Collection) -> None:
+    def drop(self, collection: VectorCollection) -> None:
         """Marks the collection dropped (later writes to it fail) and removes its folder:
         renamed into tmp/ first, so a crash cannot leave half of it in collections/."""
+        collection = _local(collection)
         name = collection.spec.name
         with self._lock, collection.lock:
             trash = self._tmp / f"drop-{name}-{uuid.uuid4().hex}"
@@ -197,9 +218,9 @@ class CollectionStore:
             self._journals.pop(name, None)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def backup(self, collection: Collection, path: Path) -> int:
+    def backup(self, collection: VectorCollection, path: Path) -> int:
         """Writes a consistent snapshot of the collection to `path`; returns its count."""
-        header, blob, _ = collection.state()
+        header, blob, _ = _local(collection).state()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_snapshot(path, header, blob)

@@ -1,0 +1,203 @@
+"""How each call runs, decided in this one place: checked and queued on the event loop for
+a shared batch (an embed for a batching encoder, a search by a plain vector), or on a
+worker thread (everything that blocks). Both are held to the limit on pending calls, and
+work queued for a worker never starts once its caller's deadline has passed or it gave up.
+
+The servicer converts a request, awaits the method of the same name here and converts the
+answer back; it knows nothing of threads or batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TypeVar
+
+from .engine import Engine
+from .errors import Cancelled, DeadlineExceeded, Overloaded
+from .types import (
+    AnalogyResult,
+    CollectionInfo,
+    DistanceResult,
+    EncoderInfo,
+    FloatArray,
+    Item,
+    Metadata,
+    Metric,
+    Neighbor,
+    OddOneOut,
+    Query,
+    StoredItem,
+    UpsertPoint,
+    UpsertResult,
+    VectorQuery,
+)
+
+R = TypeVar("R")
+
+# The caller's deadline (time.monotonic()), set by the servicer for the call it serves.
+call_deadline: ContextVar[float | None] = ContextVar("call_deadline", default=None)
+
+
+class Calls:
+    def __init__(self, engine: Engine, pool: Executor, max_pending: int) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.max_pending = max_pending
+        self.pending = 0  # calls queued or running (touched on the event loop only)
+
+    def _admit(self) -> None:
+        if self.pending >= self.max_pending:
+            raise Overloaded(
+                f"the server is busy: {self.pending} calls are waiting or running "
+                f"(max_pending {self.max_pending}); retry later"
+            )
+
+    async def _worker(self, fn: Callable[[], R]) -> R:
+        """Runs `fn` on a worker thread, unless the caller is gone before it starts."""
+        self._admit()
+        deadline = call_deadline.get()
+        stop = threading.Event()
+
+        def job() -> R:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("the call's deadline passed while it was queued")
+            if stop.is_set():
+                raise Cancelled("the call was cancelled while it was queued")
+            return fn()
+
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, job)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        finally:
+            self.pending -= 1
+
+    async def _batched(self, start: Callable[[], Future[R]]) -> R:
+        """Checks and queues on the event loop (`start` never blocks), then awaits the
+        batch; a caller that gives up before its batch runs is left out of it."""
+        self._admit()
+        self.pending += 1
+        try:
+            return await asyncio.wrap_future(start())
+        finally:
+            self.pending -= 1
+
+    # ------------------------------------------------------------ the calls
+
+    async def encoders(self) -> list[EncoderInfo]:
+        return await self._worker(self.engine.encoders)
+
+    async def embed(self, encoder: str, items: Sequence[Item]) -> FloatArray:
+        if self.engine.embeds_in_batches(encoder):
+            return await self._batched(lambda: self.engine.start_embed(encoder, items))
+        return await self._worker(lambda: self.engine.embed(encoder, items))
+
+    async def create_collection(
+        self,
+        name: str,
+        encoder: str,
+        index: str,
+        metric: Metric | None,
+        search_params: Mapping[str, float],
+    ) -> CollectionInfo:
+        e = self.engine
+        return await self._worker(
+            lambda: e.create_collection(name, encoder, index, metric, search_params)
+        )
+
+    async def collections(self) -> list[CollectionInfo]:
+        return await self._worker(self.engine.collections)
+
+    async def describe(self, name: str) -> CollectionInfo:
+        return await self._worker(lambda: self.engine.describe(name))
+
+    async def drop_collection(self, name: str) -> None:
+        await self._worker(lambda: self.engine.drop_collection(name))
+
+    async def backup(self, collection: str, name: str) -> tuple[str, Path, int]:
+        return await self._worker(lambda: self.engine.backup(collection, name))
+
+    async def restore(self, name: str, collection: str) -> CollectionInfo:
+        return await self._worker(lambda: self.engine.restore(name, collection))
+
+    async def upsert(self, collection: str, points: Sequence[UpsertPoint]) -> UpsertResult:
+        return await self._worker(lambda: self.engine.upsert(collection, points))
+
+    async def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
+        return await self._worker(lambda: self.engine.get(collection, ids))
+
+    async def scan(self, collection: str, offset: int, limit: int) -> tuple[list[StoredItem], int]:
+        return await self._worker(lambda: self.engine.scan(collection, offset, limit))
+
+    async def delete(self, collection: str, ids: Sequence[str]) -> int:
+        return await self._worker(lambda: self.engine.delete(collection, ids))
+
+    async def search(
+        self,
+        collection: str,
+        query: Query,
+        k: int,
+        min_score: float | None,
+        exclude: Sequence[str],
+        where: Metadata,
+        params: Mapping[str, float],
+    ) -> list[Neighbor]:
+        """A search by a plain vector is checked and queued on the event loop (that takes
+        microseconds and waits on no lock); items to embed and stored ids to read go to a
+        worker first."""
+
+        def start() -> Future[list[Neighbor]]:
+            return self.engine.start_search(
+                collection, query, k, min_score=min_score, exclude=exclude, where=where,
+                params=params,
+            )  # fmt: skip
+
+        if isinstance(query, VectorQuery) and self.engine.coalesces_search():
+            return await self._batched(start)
+        return await self._worker(lambda: start().result())
+
+    async def compare(
+        self, collections: Sequence[str], query: Query, k: int
+    ) -> tuple[list[tuple[str, str, list[Neighbor]]], FloatArray]:
+        return await self._worker(lambda: self.engine.compare(collections, query, k))
+
+    async def distance(
+        self, space: str, a: Sequence[Query], b: Sequence[Query], metric: Metric | None,
+        matrix: bool,
+    ) -> DistanceResult:  # fmt: skip
+        return await self._worker(
+            lambda: self.engine.distance(space, a, b, metric=metric, matrix=matrix)
+        )
+
+    async def analogy(
+        self,
+        collection: str,
+        positive: Sequence[tuple[Query, float | None]],
+        negative: Sequence[tuple[Query, float | None]],
+        k: int,
+        method: str,
+    ) -> AnalogyResult:
+        return await self._worker(
+            lambda: self.engine.analogy(collection, positive, negative, k, method=method)
+        )
+
+    async def doesnt_match(self, space: str, items: Sequence[Query]) -> OddOneOut:
+        return await self._worker(lambda: self.engine.doesnt_match(space, items))
+
+    async def mean_vector(
+        self, space: str, items: Sequence[Query], weights: Sequence[float], pre_normalize: bool,
+        post_normalize: bool,
+    ) -> FloatArray:  # fmt: skip
+        return await self._worker(
+            lambda: self.engine.mean_vector(
+                space, items, weights, pre_normalize=pre_normalize, post_normalize=post_normalize
+            )
+        )

@@ -1,0 +1,177 @@
+"""The catalogue: which collections exist, their life cycle (create, drop, backup, restore,
+periodic saves) and those set aside as damaged. It keeps collections through a Backend and
+touches them only through the collection interface (index/base.py)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .config import Settings
+from .encoders import EncoderRegistry
+from .errors import (
+    AlreadyExists,
+    CollectionNotFound,
+    EmbedspaceServerError,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+)
+from .index.base import Backend, Spec, VectorCollection
+from .index.collection import check_name
+from .index.disk import remove_temp_files
+from .types import CollectionInfo, Metric
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INDEX = "Flat"
+BACKUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class Catalogue:
+    def __init__(self, registry: EncoderRegistry, backend: Backend, settings: Settings) -> None:
+        self.registry = registry
+        self.backend = backend
+        self.settings = settings
+        loaded, damaged = backend.load_all(quarantine=settings.quarantine_damaged)
+        self._collections: dict[str, VectorCollection] = loaded
+        # Collections whose files are damaged, set aside at start with the reason.
+        self.quarantined: dict[str, str] = damaged
+        self.lock = threading.Lock()  # guards the set of collections
+        # Called with a collection's name once it is dropped (its search batcher stops).
+        self.on_drop: Callable[[str], None] = lambda name: None
+        backups = self._backup_folder()
+        if backups.is_dir():
+            remove_temp_files(backups)  # of backups a crash interrupted
+
+    def create(
+        self,
+        name: str,
+        encoder: str,
+        index: str = DEFAULT_INDEX,
+        metric: Metric | None = None,
+        search_params: Mapping[str, float] | None = None,
+    ) -> CollectionInfo:
+        info = self.registry.get(encoder).info
+        self._check_new_name(name, encoder)
+        params = tuple(sorted((search_params or {}).items()))
+        spec = Spec(name, encoder, index or DEFAULT_INDEX, metric or info.metric, info.dim, params)
+        with self.lock:
+            self._check_free(name)
+            collection = self.backend.new(spec)
+            self.backend.create(collection)
+            self._collections[name] = collection
+        return collection.info()
+
+    def _check_new_name(self, name: str, encoder: str) -> None:
+        """A collection may share its name only with the encoder it uses."""
+        check_name(name)
+        if name in self.registry and name != encoder:
+            raise InvalidInput(
+                f"collection name {name!r} is the name of an encoder; a collection may share "
+                f"its name only with the encoder it uses (here {encoder!r})"
+            )
+
+    def _check_free(self, name: str) -> None:
+        """Call holding the lock."""
+        if name in self._collections:
+            raise AlreadyExists(f"collection {name!r} already exists")
+        if name in self.quarantined:
+            raise AlreadyExists(
+                f"collection {name!r} exists and is quarantined: {self.quarantined[name]}"
+            )
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._collections
+
+    def names(self) -> list[str]:
+        return sorted(self._collections)
+
+    def infos(self) -> list[CollectionInfo]:
+        with self.lock:
+            found = list(self._collections.values())
+            damaged = sorted(self.quarantined.items())
+        return [c.info() for c in found] + [_quarantined_info(n, why) for n, why in damaged]
+
+    def get(self, name: str) -> VectorCollection:
+        try:
+            return self._collections[name]
+        except KeyError:
+            if name in self.quarantined:
+                raise FailedPrecondition(
+                    f"collection {name!r} is quarantined: {self.quarantined[name]}"
+                ) from None
+            raise CollectionNotFound(
+                f"no collection named {name!r}; existing: {sorted(self._collections)}"
+            ) from None
+
+    def is_current(self, collection: VectorCollection) -> bool:
+        """Whether `collection` is still the one under its name (not dropped)."""
+        return self._collections.get(collection.spec.name) is collection
+
+    def describe(self, name: str) -> CollectionInfo:
+        if name in self.quarantined:
+            return _quarantined_info(name, self.quarantined[name])
+        return self.get(name).info()
+
+    def drop(self, name: str) -> None:
+        with self.lock:
+            self.backend.drop(self.get(name))
+            del self._collections[name]
+        self.on_drop(name)
+
+    def backup(self, collection: str, name: str = "") -> tuple[str, Path, int]:
+        """Writes a consistent snapshot of a collection into the backup folder while the
+        server keeps serving; returns (name, path, count)."""
+        coll = self.get(collection)
+        if not name:
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            name = f"{collection}-{stamp}"
+        path = self._backup_path(name)
+        return name, path, self.backend.backup(coll, path)
+
+    def restore(self, name: str, collection: str) -> CollectionInfo:
+        """Creates `collection` from a backup."""
+        path = self._backup_path(name)
+        if not path.is_file():
+            raise NotFound(f"no backup named {name!r} in {str(path.parent)!r}")
+        check_name(collection)
+        restored = self.backend.read_backup(path, collection)
+        self._check_new_name(collection, restored.spec.encoder)
+        with self.lock:
+            self._check_free(collection)
+            self.backend.create(restored)
+            self._collections[collection] = restored
+        return restored.info()
+
+    def _backup_path(self, name: str) -> Path:
+        if not BACKUP_NAME.match(name) or name in (".", ".."):
+            raise InvalidInput(
+                f"backup name {name!r} is invalid: use 1-128 characters of [A-Za-z0-9_.-]"
+            )
+        return self._backup_folder() / name
+
+    def _backup_folder(self) -> Path:
+        return Path(self.settings.backup_dir or Path(self.settings.data_dir) / "backups")
+
+    def save(self) -> int:
+        """Saves every collection that changed since its last save; returns how many were.
+        One that cannot be saved (a full disk) is logged and tried again next time."""
+        with self.lock:
+            collections = list(self._collections.values())
+        saved = 0
+        for c in collections:
+            try:
+                saved += self.backend.save(c)
+            except EmbedspaceServerError as e:  # the log still holds every write
+                log.warning("collection %r not snapshotted: %s; its log holds every "
+                            "acknowledged write", c.spec.name, e)  # fmt: skip
+        return saved
+
+
+def _quarantined_info(name: str, reason: str) -> CollectionInfo:
+    return CollectionInfo(name, "", "", None, 0, 0, {}, quarantined=reason)
