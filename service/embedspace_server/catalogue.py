@@ -21,8 +21,7 @@ from .errors import (
     InvalidInput,
     NotFound,
 )
-from .index.base import Backend, Spec, VectorCollection
-from .index.collection import check_name
+from .index.base import Backend, Spec, VectorCollection, check_name
 from .index.disk import remove_temp_files
 from .types import CollectionInfo, Metric
 

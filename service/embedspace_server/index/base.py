@@ -11,12 +11,14 @@ implementations; tests/sharded.py splits each collection over two shards.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..arithmetic import Ranking
+from ..errors import InvalidInput
 from ..types import (
     CollectionInfo,
     FloatArray,
@@ -27,6 +29,16 @@ from ..types import (
     StoredItem,
     UpsertResult,
 )
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise InvalidInput(
+            f"collection name {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], "
+            "starting with a letter or digit"
+        )
 
 
 @dataclass(frozen=True)

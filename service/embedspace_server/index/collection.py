@@ -16,11 +16,8 @@ that have some: Python objects cost more than the codes of a quantized index.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import logging
-import math
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,8 +37,9 @@ from ..types import (
     UpsertResult,
 )
 from ..vecmath import unit_rows
-from .base import Spec, VectorCollection
+from .base import Spec, VectorCollection, check_name
 from .factory import build_index, faiss_module, first_line, removable
+from .hits import best_by_score, matches, neighbours
 from .idmap import IdMap
 from .params import apply_params, check_param, search_parameters
 from .wal import (
@@ -58,28 +56,6 @@ log = logging.getLogger(__name__)
 
 # Rebuild an index that cannot remove vectors once this share of it is tombstones.
 REBUILD_FRACTION = 0.2
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
-        raise InvalidInput(
-            f"collection name {name!r} is invalid: use 1-64 characters of [A-Za-z0-9_.-], "
-            "starting with a letter or digit"
-        )
-
-
-def _matches(metadata: Metadata, where: Mapping[str, Scalar]) -> bool:
-    for key, want in where.items():
-        if key not in metadata:
-            return False
-        have = metadata[key]
-        # bool is an int in Python; a filter on True must not match 1.
-        if isinstance(have, bool) != isinstance(want, bool) or have != want:
-            return False
-    return True
-
 
 # Arithmetic ranks the stored vectors this many at a time.
 RANK_CHUNK = 65536
@@ -224,74 +200,40 @@ class Collection(VectorCollection):
             excluded_n = len(excluded) + self.tombstones
             allowed = None
             if where:
-                allowed = {key for key, md in self._metadata.items() if _matches(md, where)}
+                allowed = {key for key, md in self._metadata.items() if matches(md, where)}
             # Over-fetch so that filters still leave k answers; widen until each query has
             # k hits or has reached min_score.
             fetch = min(n, k + excluded_n) if allowed is None else min(n, max(4 * k, 64))
             while True:
                 with self._faiss_call("search"):
                     scores, ints = self._index.search(queries, fetch, params=overrides)
+                metric, by_label, metadata = self.spec.metric, self._ids.by_label, self._metadata
                 answers = [
-                    self._hits(s, i, k, excluded, allowed, min_score)
+                    neighbours(s, i, k, metric, by_label, metadata, excluded, allowed, min_score)
                     for s, i in zip(scores, ints, strict=True)
                 ]
                 if fetch >= n or all(done for _, done in answers):
                     return [hits for hits, _ in answers]
                 fetch = min(n, fetch * 4)
 
-    def _hits(
-        self,
-        scores: FloatArray,
-        ints: Any,
-        k: int,
-        excluded: set[str],
-        allowed: set[str] | None,
-        min_score: float | None,
-    ) -> tuple[list[Neighbor], bool]:
-        """(hits, whether fetching more could not add any)."""
-        out: list[Neighbor] = []
-        by_label = self._ids.by_label
-        for raw, i in zip(scores.tolist(), ints.tolist(), strict=True):
-            if i < 0:
-                return out, True
-            key = by_label[i]
-            if key is None or key in excluded or (allowed is not None and key not in allowed):
-                continue
-            score = -math.sqrt(max(raw, 0.0)) if self.spec.metric is Metric.L2 else raw
-            if min_score is not None and score < min_score:
-                return out, True
-            out.append(Neighbor(key, score, self._metadata.get(key, {})))
-            if len(out) == k:
-                return out, True
-        return out, False
-
     def rank(self, ranking: Ranking, k: int, exclude: Iterable[str] = ()) -> list[Neighbor]:
-        """Exact, over every stored vector, RANK_CHUNK at a time: a chunk's best `k + len(
-        exclude)` are kept, so the answer equals ranking them all at once (ties in scan
-        order, as gensim's stable sort)."""
+        """Exact, over every stored vector, RANK_CHUNK at a time (ties in scan order, as
+        gensim's stable sort)."""
         excluded = set(exclude)
-        keep = k + len(excluded)
         with self.lock:
             labels = self._ids.labels()
-            by_label = self._ids.by_label
-            best: list[tuple[float, int, int]] = []  # (-score, position, label)
-            for start in range(0, len(labels), RANK_CHUNK):
-                chunk = labels[start : start + RANK_CHUNK]
+
+            def scores(chunk: Any) -> FloatArray:
                 with self._faiss_call("give back stored vectors"):
-                    scores = ranking.scores(self._index.reconstruct_batch(chunk))
-                top = np.argsort(-scores, kind="stable")[:keep]
-                best = heapq.nsmallest(keep, [*best, *(
-                    (-float(scores[i]), start + int(i), int(chunk[i])) for i in top)])  # fmt: skip
-            hits = []
-            for negative, _, label in best:
-                key = by_label[label]
-                assert key is not None
-                if key in excluded:
-                    continue
-                hits.append(Neighbor(key, -negative, self._metadata.get(key, {})))
-                if len(hits) == k:
-                    break
-            return hits
+                    return ranking.scores(self._index.reconstruct_batch(chunk))
+
+            best = best_by_score(labels, scores, k + len(excluded), RANK_CHUNK)
+            keys = [self._ids.by_label[label] for label, _ in best]
+            return [
+                Neighbor(key, score, self._metadata.get(key, {}))
+                for key, (_, score) in zip(keys, best, strict=True)
+                if key is not None and key not in excluded
+            ][:k]
 
     # ------------------------------------------------------------ writing
 

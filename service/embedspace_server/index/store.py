@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 
 from ..errors import AlreadyExists, DamagedData, FailedPrecondition
-from .base import Backend, Spec, VectorCollection
-from .collection import NAME_RE, Collection
+from .base import NAME_RE, Backend, Spec, VectorCollection
+from .collection import Collection
 from .disk import fsync_dir, remove_temp_files, storage_error
 from .factory import build_index
 from .snapshot import read_snapshot, write_snapshot
