@@ -36,6 +36,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/gen_proto.sh --check
+	$(BIN)/python scripts/gen_async_client.py --check
 
 ## Regenerate the stubs after editing proto/.
 proto: $(VENV)/.installed-dev

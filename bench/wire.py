@@ -12,7 +12,7 @@ import statistics
 import time
 
 import numpy as np
-from embedspace import _wire
+from embedspace import wire
 from embedspace.v1 import embedspace_pb2 as pb
 
 ROWS, DIM, REPEATS = 32, 384, 200
@@ -32,7 +32,7 @@ def main() -> None:
     vectors = np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
 
     def packed_encode() -> bytes:
-        return pb.EmbedResponse(vectors=[_wire.pack(v) for v in vectors]).SerializeToString()
+        return pb.EmbedResponse(vectors=[wire.pack(v) for v in vectors]).SerializeToString()
 
     def repeated_encode() -> bytes:
         return b"".join(pb.DistanceResponse(distances=v.tolist()).SerializeToString()
@@ -42,7 +42,7 @@ def main() -> None:
     repeated_msgs = [pb.DistanceResponse(distances=v.tolist()).SerializeToString() for v in vectors]
 
     def packed_decode() -> np.ndarray:
-        return _wire.unpack_rows(list(pb.EmbedResponse.FromString(packed_bytes).vectors))
+        return wire.unpack_rows(list(pb.EmbedResponse.FromString(packed_bytes).vectors))
 
     def repeated_decode() -> np.ndarray:
         return np.array([pb.DistanceResponse.FromString(m).distances for m in repeated_msgs],

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,37 @@ def test_client_and_async_client_have_the_same_calls() -> None:
             "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
     for name in sync:
         assert sync[name] == aio[name], name
+        assert getattr(Client, name).__doc__ == getattr(AsyncClient, name).__doc__, name
         assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+
+
+def test_async_client_is_generated_from_the_sync_one() -> None:
+    """AsyncClient is generated from Client (each call is defined once); a stale copy fails."""
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "client/embedspace/_async_client.py").read_text().startswith("# Generated ")
+    out = subprocess.run(
+        [sys.executable, str(root / "scripts" / "gen_async_client.py"), "--check"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def test_wire_module_is_public_and_pinned() -> None:
+    """embedspace.wire: the wire format of vectors and metadata, which the server imports too."""
+    from embedspace import wire
+
+    assert sorted(wire.__all__) == sorted(
+        [
+            "FloatArray", "Scalar", "from_value", "from_values", "pack", "pack_tensor",
+            "to_value", "to_values", "unpack", "unpack_rows", "unpack_tensor",
+        ]
+    )  # fmt: skip
+    for name in wire.__all__:
+        assert hasattr(wire, name)
+    vector = np.arange(5, dtype=np.float32)
+    assert np.array_equal(wire.unpack(wire.pack(vector)), vector)
+    meta = {"s": "x", "i": 3, "f": 0.5, "b": True}
+    assert wire.from_values(wire.to_values(meta)) == meta
 
 
 def test_sdk_import_pulls_in_no_server_dependencies() -> None:
@@ -62,8 +93,6 @@ def test_sdk_import_pulls_in_no_server_dependencies() -> None:
 
 
 def test_the_client_never_imports_the_server() -> None:
-    from pathlib import Path
-
     import embedspace
 
     root = Path(embedspace.__file__).parent

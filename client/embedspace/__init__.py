@@ -7,7 +7,9 @@ with Client("127.0.0.1:50051") as es:
 
 from __future__ import annotations
 
-from ._client import USE_CLIENT_DEFAULT, AsyncClient, Client
+from ._async_client import AsyncClient
+from ._base import USE_CLIENT_DEFAULT
+from ._client import Client
 from ._types import (
     Analogy,
     BackupInfo,

@@ -1,4 +1,5 @@
-"""Python values <-> protobuf messages: the only SDK module that builds or reads them.
+"""Python values <-> protobuf messages: with `wire`, the only SDK modules that touch
+generated code.
 
 Each public call is described once here as an `Op` (which RPC, the request, how to read
 the response), so `Client` and `AsyncClient` stay thin and identical.
@@ -10,9 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import grpc
+import grpc.aio
 import numpy as np
 
-from . import _wire
+from . import wire
 from ._types import (
     Analogy,
     BackupInfo,
@@ -29,11 +32,13 @@ from ._types import (
     Tensor,
     UpsertResult,
 )
-from ._wire import FloatArray, Scalar
 from .v1 import embedspace_pb2 as pb
+from .v1 import embedspace_pb2_grpc as pb_grpc
+from .wire import FloatArray, Scalar
 
 R = TypeVar("R")
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embedspace"].full_name
 METRICS = {"cosine": pb.METRIC_COSINE, "dot": pb.METRIC_DOT, "l2": pb.METRIC_L2}
 METRIC_NAMES = {v: k for k, v in METRICS.items()}
 ITEM_KINDS = {pb.ITEM_KIND_TEXT: "text", pb.ITEM_KIND_TENSOR: "tensor",
@@ -48,6 +53,12 @@ class Op(Generic[R]):
     method: str
     request: Any
     parse: Callable[[Any], R]
+
+
+def stub(channel: grpc.Channel | grpc.aio.Channel) -> Any:
+    """The generated stub over a blocking or an asyncio channel: `Op.method` names one of its
+    calls."""
+    return pb_grpc.EmbedspaceStub(channel)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -66,11 +77,11 @@ def item(value: Item) -> pb.Item:
     if isinstance(value, str):
         return pb.Item(text=value)
     if isinstance(value, Tensor):
-        return pb.Item(tensor=_wire.pack_tensor(value.array))
+        return pb.Item(tensor=wire.pack_tensor(value.array))
     if isinstance(value, Mapping):
-        return pb.Item(record=pb.Record(fields=_wire.to_values(value)))
+        return pb.Item(record=pb.Record(fields=wire.to_values(value)))
     if isinstance(value, np.ndarray):
-        return pb.Item(vector=_wire.pack(value))
+        return pb.Item(vector=wire.pack(value))
     raise TypeError(
         f"an item is a str, a Tensor, a record (dict) or a numpy vector; got {type(value).__name__}"
     )
@@ -80,7 +91,7 @@ def query(value: Query) -> pb.Query:
     if isinstance(value, Ref):
         return pb.Query(id=value.id)
     if isinstance(value, np.ndarray):
-        return pb.Query(vector=_wire.pack(value))
+        return pb.Query(vector=wire.pack(value))
     if isinstance(value, Sum):
         return pb.Query(sum=pb.WeightedSum(terms=[weighted(t) for t in value.terms]))
     if isinstance(value, list | tuple):
@@ -106,7 +117,7 @@ def _queries(values: Any) -> tuple[list[pb.Query], bool]:
 
 
 def neighbor(n: pb.Neighbor) -> Neighbor:
-    return Neighbor(n.id, n.score, _wire.from_values(n.metadata))
+    return Neighbor(n.id, n.score, wire.from_values(n.metadata))
 
 
 def collection_info(c: pb.CollectionInfo) -> CollectionInfo:
@@ -140,7 +151,7 @@ def embed(encoder: str, items: Sequence[Item]) -> Op[FloatArray]:
     if isinstance(items, str):
         items = [items]
     request = pb.EmbedRequest(encoder=encoder, items=[item(i) for i in items])
-    return Op("Embed", request, lambda r: _wire.unpack_rows(r.vectors))
+    return Op("Embed", request, lambda r: wire.unpack_rows(r.vectors))
 
 
 def create_collection(
@@ -198,17 +209,17 @@ def upsert(
         )
     points = []
     for i, key in enumerate(ids):
-        md = _wire.to_values(metadata[i]) if metadata is not None else {}
+        md = wire.to_values(metadata[i]) if metadata is not None else {}
         if items is not None:
             points.append(pb.UpsertPoint(id=key, item=item(sources[i]), metadata=md))
         else:
-            points.append(pb.UpsertPoint(id=key, vector=_wire.pack(sources[i]), metadata=md))
+            points.append(pb.UpsertPoint(id=key, vector=wire.pack(sources[i]), metadata=md))
     request = pb.UpsertRequest(collection=collection, points=points)
     return Op("Upsert", request, lambda r: UpsertResult(r.inserted, r.replaced))
 
 
 def stored_item(s: pb.StoredItem) -> StoredItem:
-    return StoredItem(s.id, _wire.unpack(s.vector), _wire.from_values(s.metadata))
+    return StoredItem(s.id, wire.unpack(s.vector), wire.from_values(s.metadata))
 
 
 def get(collection: str, ids: Sequence[str]) -> Op[list[StoredItem]]:
@@ -242,7 +253,7 @@ def search(
         k=k,
         min_score=min_score,
         exclude=list(exclude),
-        where=_wire.to_values(where or {}),
+        where=wire.to_values(where or {}),
     )
     return Op("Search", request, lambda r: [neighbor(n) for n in r.neighbors])
 
@@ -283,7 +294,7 @@ def analogy(
     )
 
     def parse(r: pb.MostSimilarResponse) -> Analogy:
-        vector = _wire.unpack(r.vector) if r.HasField("vector") else None
+        vector = wire.unpack(r.vector) if r.HasField("vector") else None
         return Analogy([neighbor(n) for n in r.neighbors], vector)
 
     return Op("MostSimilar", request, parse)
@@ -332,4 +343,4 @@ def mean_vector(
         pre_normalize=pre_normalize,
         post_normalize=post_normalize,
     )
-    return Op("MeanVector", request, lambda r: _wire.unpack(r.vector))
+    return Op("MeanVector", request, lambda r: wire.unpack(r.vector))

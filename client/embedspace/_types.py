@@ -9,7 +9,7 @@ from typing import TypeAlias, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._wire import FloatArray, Scalar
+from .wire import FloatArray, Scalar
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from embedspace import _wire
+from embedspace import wire
 from embedspace.v1 import embedspace_pb2 as pb
 
 from .errors import InvalidInput
@@ -104,11 +104,11 @@ def metric(value: pb.Metric, what: str = "metric") -> Metric | None:
 
 
 def vector(message: pb.Vector, what: str) -> FloatArray:
-    return _checked(what, lambda: _wire.unpack(message))
+    return _checked(what, lambda: wire.unpack(message))
 
 
 def metadata(values: Mapping[str, pb.Value], what: str = "metadata") -> Metadata:
-    return _checked(what, lambda: _wire.from_values(values))
+    return _checked(what, lambda: wire.from_values(values))
 
 
 def item(message: pb.Item, what: str = "item") -> Item:
@@ -116,7 +116,7 @@ def item(message: pb.Item, what: str = "item") -> Item:
     if kind == "text":
         return Text(message.text)
     if kind == "tensor":
-        return Tensor(_checked(what, lambda: _wire.unpack_tensor(message.tensor)))
+        return Tensor(_checked(what, lambda: wire.unpack_tensor(message.tensor)))
     if kind == "record":
         return Record(metadata(message.record.fields, f"{what} record"))
     if kind == "vector":
@@ -317,7 +317,7 @@ def doesnt_match_response(odd: OddOneOut) -> pb.DoesntMatchResponse:
 
 
 def mean_vector_response(mean: FloatArray) -> pb.MeanVectorResponse:
-    return pb.MeanVectorResponse(vector=_wire.pack(mean))
+    return pb.MeanVectorResponse(vector=wire.pack(mean))
 
 
 def compare_response(
@@ -333,15 +333,15 @@ def compare_response(
 
 
 def neighbor(n: Neighbor) -> pb.Neighbor:
-    return pb.Neighbor(id=n.id, score=n.score, metadata=_wire.to_values(n.metadata))
+    return pb.Neighbor(id=n.id, score=n.score, metadata=wire.to_values(n.metadata))
 
 
 def stored_item(s: StoredItem) -> pb.StoredItem:
-    return pb.StoredItem(id=s.id, vector=_wire.pack(s.vector), metadata=_wire.to_values(s.metadata))
+    return pb.StoredItem(id=s.id, vector=wire.pack(s.vector), metadata=wire.to_values(s.metadata))
 
 
 def embed_response(vectors: FloatArray) -> pb.EmbedResponse:
-    return pb.EmbedResponse(vectors=[_wire.pack(v) for v in vectors])
+    return pb.EmbedResponse(vectors=[wire.pack(v) for v in vectors])
 
 
 def distance_response(result: DistanceResult) -> pb.DistanceResponse:
@@ -355,7 +355,7 @@ def distance_response(result: DistanceResult) -> pb.DistanceResponse:
 def analogy_response(result: AnalogyResult) -> pb.MostSimilarResponse:
     return pb.MostSimilarResponse(
         neighbors=[neighbor(n) for n in result.neighbors],
-        vector=_wire.pack(result.vector) if result.vector is not None else None,
+        vector=wire.pack(result.vector) if result.vector is not None else None,
     )
 
 

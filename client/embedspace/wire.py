@@ -1,7 +1,12 @@
-"""Wire helpers for vectors and scalar values, shared by the SDK and the server.
+"""The wire format of vectors and metadata, shared by the SDK and the server.
 
-Vectors travel as packed little-endian float32: `numpy.frombuffer` reads them without a
-copy or a Python loop. Errors are ValueError; each side maps them to its own exceptions.
+Stable: it is part of the v1 contract (proto/embedspace/v1), and changes only with it.
+
+Vectors travel as packed little-endian float32 with their dimension (`Vector`), tensors as
+packed float32 with their shape (`Tensor`), metadata and record fields as `Value`s (str, int,
+float or bool). `numpy.frombuffer` reads vectors without a copy or a Python loop. Malformed
+messages raise ValueError, values of an unsupported type TypeError; each side maps them to
+its own exceptions.
 """
 
 from __future__ import annotations
@@ -14,6 +19,20 @@ import numpy.typing as npt
 
 from .v1 import embedspace_pb2 as pb
 
+__all__ = [
+    "FloatArray",
+    "Scalar",
+    "from_value",
+    "from_values",
+    "pack",
+    "pack_tensor",
+    "to_value",
+    "to_values",
+    "unpack",
+    "unpack_rows",
+    "unpack_tensor",
+]
+
 Scalar: TypeAlias = str | int | float | bool
 FloatArray: TypeAlias = npt.NDArray[np.float32]
 
@@ -21,6 +40,7 @@ _F32 = np.dtype("<f4")
 
 
 def pack(array: npt.ArrayLike) -> pb.Vector:
+    """A one-dimensional array as a Vector message."""
     vec = np.asarray(array)
     if vec.ndim != 1:
         raise ValueError(f"a vector must be one-dimensional; got shape {vec.shape}")
@@ -28,6 +48,7 @@ def pack(array: npt.ArrayLike) -> pb.Vector:
 
 
 def unpack(vector: pb.Vector) -> FloatArray:
+    """A Vector message as a read-only float32 array (no copy)."""
     if len(vector.data) != 4 * vector.dim:
         raise ValueError(
             f"vector says dimension {vector.dim} but carries {len(vector.data)} bytes "
@@ -53,11 +74,13 @@ def unpack_rows(vectors: list[pb.Vector] | tuple[pb.Vector, ...]) -> FloatArray:
 
 
 def pack_tensor(array: npt.ArrayLike) -> pb.Tensor:
+    """An array of any shape as a Tensor message."""
     arr = np.ascontiguousarray(array, dtype=_F32)
     return pb.Tensor(shape=list(arr.shape), data=arr.tobytes())
 
 
 def unpack_tensor(tensor: pb.Tensor) -> FloatArray:
+    """A Tensor message as a read-only float32 array of its shape (no copy)."""
     shape = tuple(int(s) for s in tensor.shape)
     size = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if len(tensor.data) != 4 * size:
@@ -67,6 +90,7 @@ def unpack_tensor(tensor: pb.Tensor) -> FloatArray:
 
 
 def to_value(value: Scalar) -> pb.Value:
+    """A str, int, float or bool (numpy scalars too) as a Value message."""
     # bool before int: True is an int in Python.
     if isinstance(value, bool | np.bool_):
         return pb.Value(bool_value=bool(value))
@@ -82,6 +106,7 @@ def to_value(value: Scalar) -> pb.Value:
 
 
 def from_value(value: pb.Value) -> Scalar:
+    """The Python value a Value message holds."""
     kind = value.WhichOneof("kind")
     if kind is None:
         raise ValueError("a value has none of string_value, int_value, double_value, bool_value")
@@ -90,10 +115,12 @@ def from_value(value: pb.Value) -> Scalar:
 
 
 def to_values(mapping: Mapping[str, Scalar]) -> dict[str, pb.Value]:
+    """Metadata (or a record) as a map of Value messages."""
     return {str(k): to_value(v) for k, v in mapping.items()}
 
 
 def from_values(mapping: Mapping[str, pb.Value]) -> dict[str, Scalar]:
+    """A map of Value messages as metadata; a bad value is named by its key."""
     out = {}
     for key, value in mapping.items():
         try:

@@ -1,0 +1,193 @@
+# Generated from _client.py by scripts/gen_async_client.py: do not edit.
+"""`AsyncClient`: the calls of `Client`, awaitable.
+
+Each call is defined once, in `_client.py`. `python scripts/gen_async_client.py` writes this file
+from it; `make lint` fails when it is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy.typing as npt
+
+from . import _convert as ops
+from ._base import USE_CLIENT_DEFAULT, AsyncBase, Timeout
+from ._types import (
+    Analogy,
+    BackupInfo,
+    CollectionInfo,
+    Comparison,
+    EncoderInfo,
+    Item,
+    Neighbor,
+    Query,
+    StoredItem,
+    UpsertResult,
+)
+from .wire import FloatArray, Scalar
+
+
+class AsyncClient(AsyncBase):
+    """An asyncio client with the same methods as `Client`. Use `async with`, or
+    `await close()`."""
+
+    async def encoders(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[EncoderInfo]:
+        """The encoders the server loaded, with their provenance."""
+        return await self._run(ops.encoders(), timeout)
+
+    async def embed(
+        self, encoder: str, items: Sequence[Item], *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> FloatArray:
+        """Embeds items with one encoder: a (len(items), dim) float32 array."""
+        return await self._run(ops.embed(encoder, items), timeout)
+
+    async def create_collection(
+        self,
+        name: str,
+        encoder: str,
+        *,
+        index: str = "Flat",
+        metric: str | None = None,
+        search_params: Mapping[str, float] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> CollectionInfo:
+        """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2,
+        `search_params` the defaults of an approximate index ("efSearch", "nprobe")."""
+        return await self._run(
+            ops.create_collection(name, encoder, index, metric, search_params), timeout
+        )
+
+    async def collections(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[CollectionInfo]:
+        return await self._run(ops.collections(), timeout)
+
+    async def describe(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> CollectionInfo:
+        return await self._run(ops.describe(name), timeout)
+
+    async def drop_collection(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> None:
+        return await self._run(ops.drop_collection(name), timeout)
+
+    async def backup(
+        self, collection: str, name: str | None = None, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> BackupInfo:
+        """Writes a consistent snapshot of a collection into the server's backup folder."""
+        return await self._run(ops.backup(collection, name), timeout)
+
+    async def restore(
+        self, name: str, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> CollectionInfo:
+        """Creates `collection` from the backup `name`."""
+        return await self._run(ops.restore(name, collection), timeout)
+
+    async def upsert(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        *,
+        items: Sequence[Item] | None = None,
+        vectors: npt.ArrayLike | None = None,
+        metadata: Sequence[Mapping[str, Scalar]] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> UpsertResult:
+        """Inserts or replaces items by id: give `items` to embed server-side, or `vectors`."""
+        return await self._run(ops.upsert(collection, ids, items, vectors, metadata), timeout)
+
+    async def get(
+        self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> list[StoredItem]:
+        return await self._run(ops.get(collection, ids), timeout)
+
+    async def scan(
+        self,
+        collection: str,
+        offset: int = 0,
+        limit: int = 0,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> tuple[list[StoredItem], int]:
+        """A page of the collection's items in insertion order, and how many it holds
+        (`limit` 0: as many as the server allows in one call)."""
+        return await self._run(ops.scan(collection, offset, limit), timeout)
+
+    async def delete(
+        self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> int:
+        """Deletes ids; returns how many were stored (unknown ids are ignored)."""
+        return await self._run(ops.delete(collection, ids), timeout)
+
+    async def search(
+        self,
+        collection: str,
+        query: Query,
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        exclude: Sequence[str] = (),
+        where: Mapping[str, Scalar] | None = None,
+        search_params: Mapping[str, float] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> list[Neighbor]:
+        """The k nearest neighbours of a query, best first."""
+        return await self._run(
+            ops.search(collection, query, k, min_score, exclude, where, search_params), timeout
+        )
+
+    async def distance(
+        self,
+        space: str,
+        a: Query | Sequence[Query],
+        b: Query | Sequence[Query],
+        *,
+        metric: str | None = None,
+        matrix: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Any:
+        """Distance between two queries (a float), between pairs of two lists (an array),
+        or the matrix between two lists (`matrix=True`)."""
+        return await self._run(ops.distance(space, a, b, metric, matrix), timeout)
+
+    async def analogy(
+        self,
+        collection: str,
+        positive: Sequence[Query | tuple[Query, float]],
+        negative: Sequence[Query | tuple[Query, float]] = (),
+        k: int = 10,
+        *,
+        method: str = "add",
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Analogy:
+        """gensim most_similar (method "add") or most_similar_cosmul ("mul")."""
+        return await self._run(ops.analogy(collection, positive, negative, k, method), timeout)
+
+    async def compare(
+        self,
+        collections: Sequence[str],
+        query: Query,
+        k: int = 10,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Comparison:
+        """The same query over several collections (the same items under different
+        encoders): each one's neighbours and their Jaccard@k overlap."""
+        return await self._run(ops.compare(collections, query, k), timeout)
+
+    async def doesnt_match(
+        self, collection: str, items: Sequence[Query], *, timeout: Timeout = USE_CLIENT_DEFAULT
+    ) -> Query:
+        """gensim doesnt_match: the one of `items` furthest from their mean."""
+        return await self._run(ops.doesnt_match(collection, items), timeout)
+
+    async def mean_vector(
+        self,
+        space: str,
+        items: Sequence[Query],
+        *,
+        weights: Sequence[float] | None = None,
+        pre_normalize: bool = True,
+        post_normalize: bool = False,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> FloatArray:
+        """gensim get_mean_vector over items, stored ids and vectors."""
+        op = ops.mean_vector(space, items, weights, pre_normalize, post_normalize)
+        return await self._run(op, timeout)

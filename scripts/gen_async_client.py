@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Generates client/embedspace/_async_client.py (AsyncClient) from _client.py (Client).
+
+Each SDK call is written once, in `Client`; the async client is the same text with every
+method `async def` and every `self._run(...)` awaited, on `AsyncBase` instead of
+`BlockingBase`, so signatures and docstrings match by construction. The result is formatted
+with ruff. With --check, fails if the committed file differs (`make lint` runs this).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE = REPO / "client" / "embedspace" / "_client.py"
+TARGET = REPO / "client" / "embedspace" / "_async_client.py"
+COMMAND = "python scripts/gen_async_client.py"
+
+MODULE_DOC = f'''# Generated from _client.py by scripts/gen_async_client.py: do not edit.
+"""`AsyncClient`: the calls of `Client`, awaitable.
+
+Each call is defined once, in `_client.py`. `{COMMAND}` writes this file
+from it; `make lint` fails when it is stale.
+"""
+'''
+CLASS_DOC = '''    """An asyncio client with the same methods as `Client`. Use `async with`, or
+    `await close()`."""
+'''
+
+
+def _replace_lines(lines: list[str], node: ast.stmt, text: str) -> None:
+    """Replaces the source lines of `node` with `text`."""
+    lines[node.lineno - 1 : node.end_lineno] = text.splitlines(keepends=True)
+
+
+def _sub(pattern: str, repl: str, text: str, at_least: int) -> str:
+    out, n = re.subn(pattern, repl, text, flags=re.MULTILINE)
+    if n < at_least:
+        sys.exit(f"{SOURCE.name}: expected {pattern!r} at least {at_least} times; found {n}")
+    return out
+
+
+def generate() -> str:
+    source = SOURCE.read_text()
+    tree = ast.parse(source)
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    if [c.name for c in classes] != ["Client"]:
+        sys.exit(f"{SOURCE.name} must define one class, Client; found {[c.name for c in classes]}")
+    client = classes[0]
+    if ast.get_docstring(client) is None or ast.get_docstring(tree) is None:
+        sys.exit(f"{SOURCE.name}: the module and Client need docstrings (replaced here)")
+    methods = [n for n in client.body if isinstance(n, ast.FunctionDef)]
+    if any(m.name.startswith("_") for m in methods):
+        sys.exit(f"{SOURCE.name}: Client holds the public calls only; move helpers to _base.py")
+
+    # Bottom up, so that earlier line numbers stay valid.
+    lines = source.splitlines(keepends=True)
+    _replace_lines(lines, client.body[0], CLASS_DOC)
+    _replace_lines(lines, tree.body[0], MODULE_DOC)
+    text = "".join(lines)
+
+    text = _sub(r"\bBlockingBase\b", "AsyncBase", text, at_least=2)
+    text = _sub(r"^class Client\(", "class AsyncClient(", text, at_least=1)
+    text = _sub(r"^    def ", "    async def ", text, at_least=len(methods))
+    text = _sub(r"\bself\._run\(", "await self._run(", text, at_least=len(methods))
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
+        input=text, capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout  # fmt: skip
+
+
+def main() -> int:
+    text = generate()
+    if sys.argv[1:] == ["--check"]:
+        committed = TARGET.read_text() if TARGET.exists() else ""
+        if committed != text:
+            name = TARGET.relative_to(REPO)
+            print(f"stale generated file: {name} (run {COMMAND})", file=sys.stderr)
+            diff = difflib.unified_diff(
+                committed.splitlines(), text.splitlines(), f"{name} (committed)",
+                f"{name} (generated)", lineterm="",
+            )  # fmt: skip
+            print("\n".join(list(diff)[:20]), file=sys.stderr)
+            return 1
+        print("generated async client is fresh")
+        return 0
+    if sys.argv[1:]:
+        sys.exit("usage: gen_async_client.py [--check]")
+    TARGET.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
