@@ -1,7 +1,11 @@
-"""embedspace's trained-encoder artifacts, shipped as the `embedspace_models` package.
+"""embedspace's trained encoders, shipped as the `embedspace_models` package: what was
+trained (the artifact folders), how to load it (`artifacts`, `architectures`, `schema`: all
+the service imports from here), how it was trained (`training`) and what it keeps
+(`evaluation`).
 
 Each artifact is a folder `ARTIFACTS_DIR / NAME` with `model.safetensors` and `manifest.json`;
-README.md beside this file says how each was trained and how to retrain it.
+README.md beside this file says how each was trained and how to retrain it. This package never
+imports the server (`embedspace_server`); the server imports it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from embedspace import Client, Ref
-from embedspace_server import geometry
+from embedspace_models.evaluation import geometry
 from embedspace_server.config import DEFAULT_ENCODERS, Settings
 from embedspace_server.encoders import build_encoder
 

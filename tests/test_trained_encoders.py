@@ -3,27 +3,33 @@ are validated, and the shipped artifacts keep what their loss selects and drop t
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from embedspace_models.evaluation import (
+    Embedder,
+    artifact_embedder,
+    evaluate_artifacts,
+    houses_table,
+    plot_embedding,
+    shapes_table,
+)
+from embedspace_models.training import RECIPES, houses, shapes, train
 from embedspace_server.config import EncoderConfig
 from embedspace_server.encoders import build_encoder
 from embedspace_server.encoders.base import sha256_file
 from embedspace_server.encoders.trained import TrainedEncoder
 from embedspace_server.errors import InvalidInput
-from embedspace_server.training import RECIPES, houses, shapes, train
-from embedspace_server.training.evaluate import (
-    encoder_embedder,
-    houses_table,
-    plot_embedding,
-    shapes_table,
-)
-from embedspace_server.types import ItemKind, Metric, Record, Tensor, Text
+from embedspace_server.types import Item, ItemKind, Metric, Record, Tensor, Text
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+SERVER = ROOT / "service" / "embedspace_server"
 SHIPPED = ("shapes-by-colour", "shapes-by-shape", "houses-by-price")
 
 
@@ -204,6 +210,22 @@ def shipped() -> dict[str, TrainedEncoder]:
     return {name: TrainedEncoder(name, str(MODELS / name)) for name in SHIPPED}
 
 
+def encoder_embedder(encoder: TrainedEncoder, batch: int = 512) -> Embedder:
+    """An Embedder over a served encoder: images or records become items, checked and
+    embedded by the encoder's own `encode`."""
+
+    def embed(inputs: Any) -> np.ndarray:
+        items: list[Item]
+        if encoder.info.item_kind is ItemKind.RECORD:
+            items = [Record(dict(r)) for r in inputs]
+        else:
+            items = [Tensor(np.asarray(a, dtype=np.float32)) for a in inputs]
+        parts = [encoder.encode(items[i : i + batch]) for i in range(0, len(items), batch)]
+        return np.concatenate(parts)
+
+    return Embedder(embed, encoder.info.metric.value)
+
+
 def test_shipped_shapes_encoders_separate_colour_from_shape(shipped: dict) -> None:
     table = shapes_table(
         {name: encoder_embedder(shipped[name]) for name in SHIPPED[:2]}, pixels=False
@@ -245,7 +267,7 @@ def test_plot_embedding_writes_a_png(tmp_path: Path) -> None:
 def test_training_command_writes_an_artifact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from embedspace_server.training.__main__ import main
+    from embedspace_models.training.__main__ import main
 
     out = tmp_path / "houses"
     assert main(["train", "houses-by-price", "--out", str(out), "--seed", "2", "--tiny"]) == 0
@@ -253,3 +275,89 @@ def test_training_command_writes_an_artifact(
     manifest = json.loads((out / "manifest.json").read_text())
     assert printed["metrics"] == manifest["metrics"]
     assert manifest["data"]["seed"] == 2 and manifest["training"]["tiny"] is True
+
+
+def test_evaluation_embeds_the_artifacts_as_the_service_does(shipped: dict) -> None:
+    images = shapes.generate(40, seed=9, stream=1).images
+    records = houses.generate(40, seed=9, stream=1).records
+    for name in SHIPPED:
+        inputs = records if name == "houses-by-price" else images
+        ours, served = artifact_embedder(MODELS / name), encoder_embedder(shipped[name])
+        assert ours.metric == served.metric
+        assert np.allclose(ours.embed(inputs), served.embed(inputs), atol=1e-5), name
+    tables = evaluate_artifacts(n=300)
+    assert tables["shapes"].rows["shapes-by-colour"]["colour@10"] >= 0.9
+    assert tables["houses"].rows["houses-by-price"]["price probe R²"] >= 0.9
+    # The artifact-format module did not shadow the package's `artifact(NAME)`.
+    import embedspace_models
+
+    assert embedspace_models.artifact("houses-by-price") == MODELS / "houses-by-price"
+
+
+# What serving trained encoders needs from embedspace_models. The command line alone may reach
+# training and evaluation (`embedspace train|demo|evaluate|plot`), inside those commands.
+SERVING = {
+    "embedspace_models",
+    "embedspace_models.architectures",
+    "embedspace_models.artifacts",
+    "embedspace_models.schema",
+}
+COMMANDS = {"embedspace_models.training", "embedspace_models.evaluation"}
+
+
+def _is_module(name: str) -> bool:
+    if name == "embedspace_models":
+        return True
+    if not name.startswith("embedspace_models."):
+        return False
+    path = MODELS.joinpath(*name.split(".")[1:])
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, inside a function) for each absolute import in a source file, including
+    `importlib.import_module("...")`; `from package import module` names the module."""
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, nested: bool) -> None:
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, nested) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.append((sub if _is_module(sub) else node.module, nested))
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            argument = node.args[0] if node.args else None
+            if name in ("import_module", "__import__") and isinstance(argument, ast.Constant):
+                found.append((str(argument.value), nested))
+        inner = nested or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(), str(path)), False)
+    return found
+
+
+def test_dependencies_run_from_the_server_to_the_models_only() -> None:
+    models_sources = sorted(MODELS.rglob("*.py"))
+    assert {"artifacts.py", "train.py", "geometry.py"} <= {p.name for p in models_sources}
+    for path in models_sources:
+        for module, _ in _imports(path):
+            top = module.split(".")[0]
+            assert top != "embedspace_server", f"{path.relative_to(ROOT)} imports {module}"
+
+    reached = set()
+    for path in sorted(SERVER.rglob("*.py")):
+        where = path.relative_to(ROOT)
+        for module, nested in _imports(path):
+            if module.split(".")[0] != "embedspace_models":
+                continue
+            reached.add(module)
+            command = any(module == c or module.startswith(f"{c}.") for c in COMMANDS)
+            if path.name == "cli.py" and nested and command:
+                continue
+            assert module in SERVING, f"{where} imports {module}; serving needs only {SERVING}"
+    assert {"embedspace_models.artifacts", "embedspace_models.schema"} <= reached
+    assert not (SERVER / "training" / "__init__.py").exists()
+    assert not (SERVER / "geometry.py").exists()

@@ -176,12 +176,12 @@ def _client(args: argparse.Namespace) -> int:
                 for hit in es.search(args.collection, args.text, args.k):
                     show(hit)
             elif args.command == "demo":
-                from . import geometry
+                from embedspace_models.evaluation import geometry
 
                 load = geometry.load_shapes if args.dataset == "shapes" else geometry.load_houses
                 print(json.dumps(load(es, args.n)))
             elif args.command == "evaluate":
-                from . import geometry
+                from embedspace_models.evaluation import geometry
 
                 if args.dataset == "shapes":
                     names, fields = list(geometry.SHAPES), ["colour", "shape"]
@@ -191,7 +191,7 @@ def _client(args: argparse.Namespace) -> int:
                     print(geometry.agreement_table(es, list(geometry.HOUSES), fields, args.k))
                     print(f"price probe R² (ridge): {geometry.price_probe(es, 'houses-price'):.3f}")
             elif args.command == "plot":
-                from . import geometry
+                from embedspace_models.evaluation import geometry
 
                 print(geometry.plot(es, args.collections, args.color_by, Path(args.out)))
             elif args.command == "backup":
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "health":
         return _health(args)
     if args.command == "train":
-        from .training.train import train
+        from embedspace_models.training import train
 
         out = Path(args.out or args.recipe)
         metrics = train(args.recipe, out, seed=args.seed, progress=True, tiny=args.tiny)

@@ -1,6 +1,7 @@
 """Trained encoders: a model from an artifact folder (manifest + safetensors, see
-`embedspace_server.training.artifact`). Takes tensors of the trained shape, or records with
-the trained fields, and returns the layer before the head.
+`embedspace_models.artifacts`). Takes tensors of the trained shape, or records with the
+trained fields, and returns the layer before the head. Serving needs only the artifact
+reader, the architectures and the record schema; nothing of training.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from embedspace_models.artifacts import ArtifactError, embed, load
+from embedspace_models.schema import RecordSchema
 
 from ..errors import InvalidInput
-from ..training.schema import RecordSchema
 from ..types import EncoderInfo, FloatArray, Item, ItemKind, Metric, Provenance, Record, Tensor
 from .base import Encoder
 
@@ -48,16 +50,11 @@ class TrainedEncoder(Encoder):
         metric: Metric | None = None,
         batch_size: int = 256,
     ) -> None:
-        import torch
-
-        from ..training.artifact import ArtifactError, load
-
         folder = Path(path)
         try:
             model, manifest = load(folder)
         except ArtifactError as e:
             raise InvalidInput(f"encoder {name!r}: {e}") from None
-        self._torch = torch
         self._model = model
         self._batch_size = max(1, batch_size)
         self.manifest = manifest
@@ -120,17 +117,14 @@ class TrainedEncoder(Encoder):
 
     def _inputs(self, items: Sequence[Item]) -> FloatArray:
         if self._schema is not None:
-            return self._schema.encode([item.fields for item in items if isinstance(item, Record)])
+            out: FloatArray = self._schema.encode(
+                [item.fields for item in items if isinstance(item, Record)]
+            )
+            return out
         return np.stack([item.array for item in items if isinstance(item, Tensor)])
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
-        torch = self._torch
-        inputs = np.ascontiguousarray(self._inputs(items), dtype=np.float32)
-        out = np.empty((len(items), self.info.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(items), self._batch_size):
-                batch = torch.from_numpy(inputs[start : start + self._batch_size])
-                out[start : start + len(batch)] = self._model.embed(batch).numpy()
+        out: FloatArray = embed(self._model, self._inputs(items), self._batch_size)
         return out
 
     def warmup(self) -> None:

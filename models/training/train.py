@@ -160,8 +160,8 @@ def train(
     import torch
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
-    from . import artifact
-    from .architectures import build
+    from ..architectures import build
+    from ..artifacts import save
     from .losses import LOSSES
 
     try:
@@ -228,7 +228,7 @@ def train(
         metrics["validation_r2"] = float(1.0 - np.mean(residual**2) / np.var(actual))
     seconds = time.perf_counter() - started
 
-    artifact.save(
+    save(
         Path(out),
         model,
         {

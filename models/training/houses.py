@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Field, RecordSchema
+from ..schema import Field, RecordSchema
 
 RECIPE = "houses-v1"
 

@@ -1,5 +1,6 @@
 """The architectures trained encoders use. Each maps inputs to an embedding (`embed`) and the
 embedding through a head to what the loss sees (`forward`); the service calls only `embed`.
+A manifest names one of them and its constructor arguments (`build`).
 
 Imports torch: import this module only where torch is wanted.
 """

@@ -14,6 +14,11 @@ from typing import Any
 import numpy as np
 from embedspace import Client, NotFound, Ref, Tensor
 
+from ..training import houses, shapes
+from .measures import chance_agreement, linear_probe, ridge_probe
+from .plots import plot_embeddings
+from .tables import EVAL_SEED, EVAL_STREAM
+
 SHAPES = {"shapes-colour": "shapes-by-colour", "shapes-shape": "shapes-by-shape"}
 HOUSES = {"houses-price": "houses-by-price"}
 
@@ -27,13 +32,9 @@ def _fresh(es: Client, name: str, encoder: str) -> None:
 def load_shapes(es: Client, n: int = 1000, seed: int | None = None) -> list[str]:
     """Held-out generated images into one collection per shapes encoder, with their colour
     and shape as metadata; returns the collection names."""
-    from .training.evaluate import EVAL_SEED
-    from .training.shapes import COLOUR_NAMES, generate
-    from .training.shapes import SHAPES as SHAPE_NAMES
-
-    data = generate(n, EVAL_SEED if seed is None else seed, stream=1)
+    data = shapes.generate(n, EVAL_SEED if seed is None else seed, stream=EVAL_STREAM)
     ids = [f"img{i}" for i in range(n)]
-    meta = [{"colour": COLOUR_NAMES[c], "shape": SHAPE_NAMES[s]}
+    meta = [{"colour": shapes.COLOUR_NAMES[c], "shape": shapes.SHAPES[s]}
             for c, s in zip(data.colour, data.shape, strict=True)]  # fmt: skip
     for name, encoder in SHAPES.items():
         _fresh(es, name, encoder)
@@ -44,10 +45,7 @@ def load_shapes(es: Client, n: int = 1000, seed: int | None = None) -> list[str]
 
 
 def load_houses(es: Client, n: int = 1000, seed: int | None = None) -> list[str]:
-    from .training.evaluate import EVAL_SEED
-    from .training.houses import generate
-
-    data = generate(n, EVAL_SEED if seed is None else seed, stream=1)
+    data = houses.generate(n, EVAL_SEED if seed is None else seed, stream=EVAL_STREAM)
     ids = [f"house{i}" for i in range(n)]
     meta = [{**r, "price": float(p)} for r, p in zip(data.records, data.price, strict=True)]
     for name, encoder in HOUSES.items():
@@ -78,8 +76,6 @@ def agreement_table(
     """For each collection: the share of a query's k neighbours that share each field with
     it (through `compare`, so every collection answers the same queries), a linear probe
     from the stored vectors to each field, and the mean Jaccard@k between collections."""
-    from .training.evaluate import chance_agreement, linear_probe
-
     ids, _, metadata = scan_all(es, collections[0])
     by_id = dict(zip(ids, metadata, strict=True))
     share: dict[str, dict[str, list[float]]] = {c: {f: [] for f in fields} for c in collections}
@@ -116,8 +112,6 @@ def agreement_table(
 
 def price_probe(es: Client, collection: str) -> float:
     """Held-out R² of a ridge regression from the stored house vectors to the price."""
-    from .training.evaluate import ridge_probe
-
     _, vectors, metadata = scan_all(es, collection)
     return ridge_probe(vectors, [m["price"] for m in metadata])
 
@@ -125,8 +119,6 @@ def price_probe(es: Client, collection: str) -> float:
 def plot(es: Client, collections: Sequence[str], color_by: str, out: Path) -> Path:
     """Each collection's stored vectors projected on two principal components, side by
     side, coloured by a metadata field."""
-    from .training.evaluate import plot_embeddings
-
     panels = []
     for c in collections:
         _, vectors, metadata = scan_all(es, c)

@@ -1,4 +1,4 @@
-"""`python -m embedspace_server.training train RECIPE --out DIR [--seed N]` trains one
+"""`python -m embedspace_models.training train RECIPE --out DIR [--seed N]` trains one
 recipe into an artifact folder; `... evaluate [--models DIR]` prints the evaluation tables of
 the artifacts in DIR (default: the committed ones), in-process.
 """
@@ -14,7 +14,7 @@ from .train import RECIPES
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m embedspace_server.training")
+    parser = argparse.ArgumentParser(prog="python -m embedspace_models.training")
     commands = parser.add_subparsers(dest="command", required=True)
     train_cmd = commands.add_parser("train", help="train a recipe into an artifact folder")
     train_cmd.add_argument("recipe", choices=sorted(RECIPES))
@@ -34,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         metrics = train(args.recipe, out, seed=args.seed, progress=not args.quiet, tiny=args.tiny)
         print(json.dumps({"artifact": str(out), "metrics": metrics}, indent=2))
         return 0
-    from .evaluate import EVAL_SEED, evaluate_artifacts
+    from ..artifacts import ArtifactError
+    from ..evaluation import EVAL_SEED, evaluate_artifacts
 
     try:
         tables = evaluate_artifacts(args.models, seed=EVAL_SEED if args.seed is None else args.seed)
-    except FileNotFoundError as e:
+    except ArtifactError as e:
         parser.error(str(e))
     for name, table in tables.items():
         print(f"## {name}\n\n{table.markdown()}\n")

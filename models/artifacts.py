@@ -4,15 +4,20 @@ The manifest says everything needed to rebuild and trust the model: the architec
 constructor arguments, the input (tensor shape or record fields), the embedding dimension and
 metric, the loss, the data recipe with seed and sizes, the training metrics, and the sha256 of
 the weights file. Reading a manifest needs no torch; loading the model does.
+
+Training writes artifacts (`save`); the service and the evaluation read them (`load`, `embed`).
+Not to be confused with `embedspace_models.artifact(NAME)`, the folder of a shipped artifact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..encoders.base import sha256_file
+import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +31,12 @@ WEIGHTS = "model.safetensors"
 
 class ArtifactError(ValueError):
     """An artifact folder that is missing, malformed, or whose weights do not match."""
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, as a manifest records its weights'."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -97,3 +108,20 @@ def load(folder: Path) -> tuple[ShapesCNN | MLP, dict[str, Any]]:
         raise ArtifactError(f"artifact {str(folder)!r}: cannot build the model: {e}") from None
     model.eval()
     return model, manifest
+
+
+def embed(
+    model: ShapesCNN | MLP, features: npt.ArrayLike, batch_size: int = 256
+) -> npt.NDArray[np.float32]:
+    """(n, dim) float32 embeddings of `features`, the network's input rows (images, or
+    records already encoded by their schema), in batches and without autograd."""
+    import torch
+
+    inputs = np.ascontiguousarray(features, dtype=np.float32)
+    step = max(1, batch_size)
+    with torch.inference_mode():
+        parts = [
+            model.embed(torch.from_numpy(inputs[start : start + step])).numpy()
+            for start in range(0, max(1, len(inputs)), step)
+        ]
+    return np.concatenate(parts).astype(np.float32, copy=False)
