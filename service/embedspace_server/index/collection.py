@@ -89,6 +89,8 @@ class Collection(VectorCollection):
         self.seq = seq
         # Set by drop: a write that raced the drop must fail, not vanish.
         self.dropped = False
+        # While a rebuild runs: what was written meanwhile, (ids, vectors or None: deleted).
+        self._changes: list[tuple[Sequence[str], FloatArray | None]] | None = None
 
     @contextlib.contextmanager
     def _faiss_call(self, what: str) -> Iterator[None]:
@@ -128,12 +130,6 @@ class Collection(VectorCollection):
     def __len__(self) -> int:
         with self.lock:
             return len(self._ids)
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        with self.lock:
-            return self._ids.find([key])[0] is not None
 
     @property
     def tombstones(self) -> int:
@@ -294,6 +290,19 @@ class Collection(VectorCollection):
     def _apply_upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
+        replaced = self._place(keys, vectors)
+        for key, md in zip(keys, metadata, strict=True):
+            if md:
+                self._metadata[key] = dict(md)
+            else:
+                self._metadata.pop(key, None)
+        self.version += 1
+        return UpsertResult(inserted=len(keys) - replaced, replaced=replaced)
+
+    def _place(self, keys: Sequence[str], vectors: FloatArray) -> int:
+        """Puts the vectors in the index under their ids; returns how many replaced one."""
+        if self._changes is not None:
+            self._changes.append((keys, vectors))
         labels = self._ids.find(keys)
         old = [(j, label) for j, label in enumerate(labels) if label is not None]
         if self._removable():
@@ -310,13 +319,7 @@ class Collection(VectorCollection):
             with self._faiss_call("store vectors"):
                 self._index.add(vectors[new])
             self._ids.append([keys[j] for j in new])
-        for key, md in zip(keys, metadata, strict=True):
-            if md:
-                self._metadata[key] = dict(md)
-            else:
-                self._metadata.pop(key, None)
-        self.version += 1
-        return UpsertResult(inserted=len(keys) - len(old), replaced=len(old))
+        return len(old)
 
     def _overwrite(self, labels: list[int], vectors: FloatArray) -> None:
         """Replaces the codes at `labels` of an index of flat codes with those of `vectors`."""
@@ -327,6 +330,16 @@ class Collection(VectorCollection):
 
     def _apply_delete(self, keys: Sequence[str]) -> int:
         keys = list(dict.fromkeys(keys))
+        removed = self._remove(keys)
+        for key in keys:
+            self._metadata.pop(key, None)
+        self.version += 1
+        return removed
+
+    def _remove(self, keys: Sequence[str]) -> int:
+        """Takes the ids' vectors out of the index; returns how many were there."""
+        if self._changes is not None:
+            self._changes.append((keys, None))
         labels = self._ids.find(keys)
         present = [label for label in labels if label is not None]
         if self._removable():
@@ -336,9 +349,6 @@ class Collection(VectorCollection):
         else:
             for label in present:
                 self._ids.bury(label)
-        for key in keys:
-            self._metadata.pop(key, None)
-        self.version += 1
         return len(present)
 
     def needs_rebuild(self) -> bool:
@@ -347,14 +357,15 @@ class Collection(VectorCollection):
             return bool(total > 0 and self.tombstones >= REBUILD_FRACTION * total)
 
     def rebuild(self) -> bool:
-        """Rebuilds the index without its tombstones, labelling the vectors afresh 0..n-1.
-        The new index is built outside the lock and swapped in only if nothing was written
-        meanwhile; returns whether it was."""
+        """Rebuilds the index without its tombstones, labelling the vectors afresh 0..n-1;
+        returns whether it did. The new index is built outside the lock while writes go on;
+        they are recorded, and applied to the new index too before it is swapped in, so
+        that steady writes cannot starve the rebuild."""
         with self.lock:
-            if not self.tombstones:
+            if not self.tombstones or self._changes is not None:
                 return False
-            version = self.version
             keys, vectors = self._all_vectors()
+            self._changes = []
         index = build_index(self.spec)
         apply_params(index, self.spec)
         try:
@@ -364,13 +375,26 @@ class Collection(VectorCollection):
                 index.add(vectors)
         except RuntimeError as e:
             log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
+            with self.lock:
+                self._changes = None
             return False
         with self.lock:
-            if self.version != version or self.dropped:
+            changes, self._changes = self._changes, None
+            if self.dropped:
                 return False
-            self._index = index
+            old = self._index, self._ids
             labelled: list[str | None] = list(keys)
-            self._ids = IdMap(labelled)
+            self._index, self._ids = index, IdMap(labelled)
+            try:
+                for changed, placed in changes:
+                    if placed is None:
+                        self._remove(changed)
+                    else:
+                        self._place(changed, placed)
+            except FailedPrecondition as e:
+                self._index, self._ids = old
+                log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
+                return False
             self.version += 1
             return True
 
