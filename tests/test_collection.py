@@ -214,7 +214,7 @@ def test_writes_during_a_rebuild_are_kept_and_do_not_stop_it(
 ) -> None:
     """Steady writes used to make every rebuild give up (tombstones then grew without
     bound); now what is written while the new index is built is applied to it too."""
-    from embedspace_server.index import collection as module
+    from embedspace_server.index import layout as module
 
     rng = np.random.default_rng(5)
     exhaustive = {"nprobe": 4} if index.startswith("IVF") else {}  # what Model.check needs

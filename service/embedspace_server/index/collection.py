@@ -1,13 +1,10 @@
-"""One collection: a FAISS index, the string ids of its vectors and their metadata.
+"""One collection: a FAISS index, the string ids of its vectors and their metadata, its
+write-ahead log, and the answers to searches and rankings.
 
 Vectors live only in FAISS, which reconstructs a stored vector to use it as a query (lossy
-indexes such as SQ or PQ give back their approximation). An id's label is the position of its
-vector in the index, with no FAISS id map: an id map costs ~50 B per vector, and labels that
-are positions stay in scan order (insertion order) by themselves. Indexes of flat codes (Flat,
-SQ, PQ) overwrite a replaced vector in place and close the gap a delete leaves; the others
-(HNSW, IVF) append a replaced vector and keep the old one, and a deleted one, as tombstones
-until a rebuild. Every public method takes the collection's lock, so readers never see a
-half-applied write.
+indexes such as SQ or PQ give back their approximation); where each one sits is the
+layout's business (layout.py). Every public method takes the collection's lock, so readers
+never see a half-applied write.
 
 Per stored vector the bookkeeping is the id (idmap.IdMap, ~80 B) and metadata only for ids
 that have some: Python objects cost more than the codes of a quantized index.
@@ -15,11 +12,10 @@ that have some: Python objects cost more than the codes of a quantized index.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,9 +34,10 @@ from ..types import (
 )
 from ..vecmath import unit_rows
 from .base import Spec, VectorCollection, check_name
-from .factory import build_index, faiss_module, first_line, removable
+from .factory import build_index, faiss_module
 from .hits import best_by_score, matches, neighbours
 from .idmap import IdMap
+from .layout import Layout, faiss_errors
 from .params import apply_params, check_param, search_parameters
 from .wal import (
     OP_DELETE,
@@ -78,8 +75,7 @@ class Collection(VectorCollection):
         self.spec = spec
         self.lock = threading.RLock()
         apply_params(index, spec)
-        self._index = index
-        self._ids = IdMap([] if keys is None else keys)
+        self._layout = Layout(spec, index, [] if keys is None else keys)
         # Only ids with some metadata are here; the others have {}.
         self._metadata: dict[str, Metadata] = {} if metadata is None else metadata
         # Bumped on every write; the store saves when it differs from what it saved last.
@@ -89,19 +85,14 @@ class Collection(VectorCollection):
         self.seq = seq
         # Set by drop: a write that raced the drop must fail, not vanish.
         self.dropped = False
-        # While a rebuild runs: what was written meanwhile, (ids, vectors or None: deleted).
-        self._changes: list[tuple[Sequence[str], FloatArray | None]] | None = None
 
-    @contextlib.contextmanager
-    def _faiss_call(self, what: str) -> Iterator[None]:
-        """FAISS errors (an operation the index type lacks) become FailedPrecondition."""
-        try:
-            yield
-        except RuntimeError as e:
-            raise FailedPrecondition(
-                f"index {self.spec.index!r} of collection {self.spec.name!r} cannot {what}: "
-                f"{first_line(e)}"
-            ) from None
+    @property
+    def _index(self) -> Any:
+        return self._layout.index
+
+    @property
+    def _ids(self) -> IdMap:
+        return self._layout.ids
 
     @classmethod
     def create(
@@ -135,7 +126,7 @@ class Collection(VectorCollection):
     def tombstones(self) -> int:
         """How many vectors in the index belong to no id (indexes that cannot remove)."""
         with self.lock:
-            return int(self._index.ntotal) - len(self._ids)
+            return self._layout.tombstones
 
     def get(self, keys: Sequence[str]) -> list[StoredItem]:
         with self.lock:
@@ -144,7 +135,7 @@ class Collection(VectorCollection):
             for key, label in zip(keys, labels, strict=True):
                 if label is None:
                     raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
-                with self._faiss_call("give back stored vectors"):
+                with faiss_errors(self.spec, "give back stored vectors"):
                     vector = self._index.reconstruct(label)
                 out.append(StoredItem(key, vector, self._metadata.get(key, {})))
             return out
@@ -159,16 +150,6 @@ class Collection(VectorCollection):
     def metadata(self, key: str) -> Metadata:
         with self.lock:
             return self._metadata.get(key, {})
-
-    def _all_vectors(self) -> tuple[list[str], FloatArray]:
-        """Every stored id and its vector, in scan order, in one consistent read."""
-        with self.lock:
-            keys = list(self._ids)
-            if not keys:
-                return keys, np.zeros((0, self.spec.dim), np.float32)
-            with self._faiss_call("give back stored vectors"):
-                out: FloatArray = self._index.reconstruct_batch(self._ids.labels())
-            return keys, out
 
     def check_search_params(self, params: Mapping[str, float]) -> None:
         """Raises InvalidInput unless every parameter applies to this index and is in range."""
@@ -201,7 +182,7 @@ class Collection(VectorCollection):
             # k hits or has reached min_score.
             fetch = min(n, k + excluded_n) if allowed is None else min(n, max(4 * k, 64))
             while True:
-                with self._faiss_call("search"):
+                with faiss_errors(self.spec, "search"):
                     scores, ints = self._index.search(queries, fetch, params=overrides)
                 metric, by_label, metadata = self.spec.metric, self._ids.by_label, self._metadata
                 answers = [
@@ -220,7 +201,7 @@ class Collection(VectorCollection):
             labels = self._ids.labels()
 
             def scores(chunk: Any) -> FloatArray:
-                with self._faiss_call("give back stored vectors"):
+                with faiss_errors(self.spec, "give back stored vectors"):
                     return ranking.scores(self._index.reconstruct_batch(chunk))
 
             best = best_by_score(labels, scores, k + len(excluded), RANK_CHUNK)
@@ -256,7 +237,7 @@ class Collection(VectorCollection):
         with self.lock:
             self._check_live()
             if not self._index.is_trained:
-                self._train(vectors)  # deterministic, so replaying the record trains alike
+                self._layout.train(vectors)  # deterministic, so replaying the record trains alike
             if self.journal is not None:
                 self.seq = self.journal.append(OP_UPSERT, encode_upsert(keys, vectors, metadata))
             return self._apply_upsert(keys, vectors, metadata)
@@ -279,7 +260,7 @@ class Collection(VectorCollection):
             if op == OP_UPSERT:
                 keys, vectors, metadata = decode_upsert(body, self.spec.dim)
                 if not self._index.is_trained:
-                    self._train(vectors)
+                    self._layout.train(vectors)
                 self._apply_upsert(keys, vectors, metadata)
             elif op == OP_DELETE:
                 self._apply_delete(decode_delete(body))
@@ -290,7 +271,7 @@ class Collection(VectorCollection):
     def _apply_upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
-        replaced = self._place(keys, vectors)
+        replaced = self._layout.place(keys, vectors)
         for key, md in zip(keys, metadata, strict=True):
             if md:
                 self._metadata[key] = dict(md)
@@ -299,57 +280,13 @@ class Collection(VectorCollection):
         self.version += 1
         return UpsertResult(inserted=len(keys) - replaced, replaced=replaced)
 
-    def _place(self, keys: Sequence[str], vectors: FloatArray) -> int:
-        """Puts the vectors in the index under their ids; returns how many replaced one."""
-        if self._changes is not None:
-            self._changes.append((keys, vectors))
-        labels = self._ids.find(keys)
-        old = [(j, label) for j, label in enumerate(labels) if label is not None]
-        if self._removable():
-            # A replaced vector is overwritten where it is, keeping its place in scan order.
-            if old:
-                self._overwrite([label for _, label in old], vectors[[j for j, _ in old]])
-            new = [j for j, label in enumerate(labels) if label is None]
-        else:
-            # Indexes that cannot remove keep the old vector as a tombstone.
-            for _, label in old:
-                self._ids.bury(label)
-            new = list(range(len(keys)))
-        if new:
-            with self._faiss_call("store vectors"):
-                self._index.add(vectors[new])
-            self._ids.append([keys[j] for j in new])
-        return len(old)
-
-    def _overwrite(self, labels: list[int], vectors: FloatArray) -> None:
-        """Replaces the codes at `labels` of an index of flat codes with those of `vectors`."""
-        index = self._index
-        size = index.code_size
-        codes = faiss_module().rev_swig_ptr(index.codes.data(), index.ntotal * size)
-        codes.reshape(-1, size)[labels] = index.sa_encode(vectors)
-
     def _apply_delete(self, keys: Sequence[str]) -> int:
         keys = list(dict.fromkeys(keys))
-        removed = self._remove(keys)
+        removed = self._layout.remove(keys)
         for key in keys:
             self._metadata.pop(key, None)
         self.version += 1
         return removed
-
-    def _remove(self, keys: Sequence[str]) -> int:
-        """Takes the ids' vectors out of the index; returns how many were there."""
-        if self._changes is not None:
-            self._changes.append((keys, None))
-        labels = self._ids.find(keys)
-        present = [label for label in labels if label is not None]
-        if self._removable():
-            with self._faiss_call("delete"):
-                self._index.remove_ids(np.array(present, np.int64))
-            self._ids.remove(present)
-        else:
-            for label in present:
-                self._ids.bury(label)
-        return len(present)
 
     def needs_rebuild(self) -> bool:
         with self.lock:
@@ -361,58 +298,36 @@ class Collection(VectorCollection):
         returns whether it did. The new index is built outside the lock while writes go on;
         they are recorded, and applied to the new index too before it is swapped in, so
         that steady writes cannot starve the rebuild."""
+        layout = self._layout
         with self.lock:
-            if not self.tombstones or self._changes is not None:
+            if not layout.tombstones or layout.changes is not None:
                 return False
-            keys, vectors = self._all_vectors()
-            self._changes = []
-        index = build_index(self.spec)
-        apply_params(index, self.spec)
+            keys, vectors = layout.vectors()
+            layout.changes = []
         try:
-            if not index.is_trained and len(vectors):
-                index.train(vectors)
-            if len(vectors):
-                index.add(vectors)
+            fresh = Layout.build(self.spec, keys, vectors)
         except RuntimeError as e:
-            log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
-            with self.lock:
-                self._changes = None
-            return False
+            fresh, error = None, str(e)
         with self.lock:
-            changes, self._changes = self._changes, None
-            if self.dropped:
+            changes, layout.changes = layout.changes, None
+            if fresh is None or self.dropped:
+                if fresh is None:
+                    log.warning(
+                        "rebuild of %r failed, keeping tombstones: %s", self.spec.name, error
+                    )
                 return False
-            old = self._index, self._ids
-            labelled: list[str | None] = list(keys)
-            self._index, self._ids = index, IdMap(labelled)
             try:
-                for changed, placed in changes:
-                    if placed is None:
-                        self._remove(changed)
-                    else:
-                        self._place(changed, placed)
+                fresh.apply(changes)
             except FailedPrecondition as e:
-                self._index, self._ids = old
                 log.warning("rebuild of %r failed, keeping tombstones: %s", self.spec.name, e)
                 return False
+            self._layout = fresh
             self.version += 1
             return True
 
     def _check_live(self) -> None:
         if self.dropped:
             raise CollectionNotFound(f"collection {self.spec.name!r} was dropped")
-
-    def _removable(self) -> bool:
-        return removable(self._index)
-
-    def _train(self, vectors: FloatArray) -> None:
-        try:
-            self._index.train(vectors)
-        except RuntimeError as e:
-            raise FailedPrecondition(
-                f"index {self.spec.index!r} needs training and the first upsert is its "
-                f"training set; {len(vectors)} vectors were not enough: {first_line(e)}"
-            ) from None
 
     # ------------------------------------------------------------ persistence
 
