@@ -9,23 +9,18 @@ time of each and their ratio. `repeated float` is measured through DistanceRespo
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
 from embedspace import wire
 from embedspace.v1 import embedspace_pb2 as pb
+from harness import call_times
 
 ROWS, DIM, REPEATS = 32, 384, 200
 
 
 def timed(fn, repeats: int = REPEATS) -> list[float]:
     fn()  # warm up
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+    return call_times(fn, repeats)
 
 
 def main() -> None:

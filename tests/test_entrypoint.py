@@ -311,3 +311,27 @@ def test_a_data_dir_or_port_in_use_is_refused_in_one_line(tmp_path: Path) -> Non
     finally:
         assert proc.terminate() == 0, proc.log
         proc.kill()
+
+
+def test_the_port_file_names_the_ports_the_server_bound(tmp_path: Path) -> None:
+    """`--port-file` is how a supervisor learns the ports that port 0 picked."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    config = tmp_path / "c.toml"
+    config.write_text("health_port = 0\n" + SMALL)
+    argv = [str(BIN / "embedspace"), "serve", "--config", str(config), "--port", "0",
+            "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    proc = ServeProcess(argv)
+    try:
+        proc.wait_serving(60)
+        ports = json.loads(proc.port_file.read_text())
+        assert set(ports) == {"port", "health_port"} and 0 < ports["port"] != ports["health_port"]
+        with Client(f"127.0.0.1:{ports['port']}") as es:
+            assert es.collections() == []
+        with grpc.insecure_channel(f"127.0.0.1:{ports['health_port']}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert proc.terminate() == 0
+    finally:
+        proc.kill()

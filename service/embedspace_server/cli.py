@@ -26,6 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default 50051)")
     serve.add_argument("--data-dir", help="where collections are stored (default ./data)")
+    serve.add_argument(
+        "--port-file",
+        metavar="FILE",
+        help='once the ports are bound, write {"port": N, "health_port": M} (-1: no health '
+        "port) to FILE, atomically: how a supervisor learns a port picked with --port 0; "
+        "readiness is then the health service answering SERVING",
+    )
 
     def connection(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         env = os.environ.get
@@ -112,7 +119,12 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(
             args.config,
-            overrides={"host": args.host, "port": args.port, "data_dir": args.data_dir},
+            overrides={
+                "host": args.host,
+                "port": args.port,
+                "data_dir": args.data_dir,
+                "port_file": args.port_file,
+            },
         )
     except EmbedspaceServerError as e:
         print(f"embedspace: cannot start: {e}", file=sys.stderr)

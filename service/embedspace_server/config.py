@@ -107,6 +107,9 @@ class Settings:
     # A second, plaintext port serving only grpc.health.v1 (-1: none; 0: a free one), for
     # probes that cannot speak TLS, such as Kubernetes' gRPC probes.
     health_port: int = -1
+    # Once the ports are bound, {"port": N, "health_port": M} is written here (atomically),
+    # so whoever started the server with port 0 learns the port without reading its log.
+    port_file: str = ""
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():

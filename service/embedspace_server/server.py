@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import resource
 import signal
 import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -27,6 +29,7 @@ from .engine import Engine
 from .errors import EmbedspaceServerError, FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .index.base import Backend
+from .index.disk import write_atomic
 from .seeding import ensure_builtin_collections
 from .servicer import EmbedspaceServicer, add_to_server
 from .threads import thread_initializer
@@ -170,6 +173,8 @@ class EmbedspaceServer:
             await probe.start()
             self._probe_server = probe
             log.info("health only, plaintext, on %s:%d", s.host, self.health_port)
+        if s.port_file:
+            await asyncio.to_thread(write_port_file, Path(s.port_file), self.port, self.health_port)
         log.info("listening on %s:%d (NOT_SERVING until encoders are loaded)", s.host, self.port)
         log.info(
             "security: TLS %s; %s",
@@ -273,6 +278,15 @@ async def serve(settings: Settings) -> None:
     log.info("signal received: draining (grace %.1fs)", settings.grace_period_s)
     await server.stop()
     log.info("stopped")
+
+
+def write_port_file(path: Path, port: int, health_port: int) -> None:
+    """Writes `{"port": N, "health_port": M}` to `path` atomically: a reader sees the whole
+    file or none."""
+    try:
+        write_atomic(path, [json.dumps({"port": port, "health_port": health_port}).encode()])
+    except OSError as e:
+        raise FailedPrecondition(f"cannot write the port file {path}: {e.strerror or e}") from None
 
 
 def _bind_error(host: str, port: int) -> str | None:
