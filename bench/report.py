@@ -78,7 +78,7 @@ class Report:
         self.rows.extend(rows)
 
     def render(self, header: Sequence[str], meter: Meter, argv: Sequence[str]) -> str:
-        out = ["", "== embedspace service benchmark (issue 6) ==", *header, ""]
+        out = ["", "== embedspace service benchmark ==", *header, ""]
         out += [f"- {x}" for x in self.info]
         noisy = meter.accepted_noisy
         out.append(

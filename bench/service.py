@@ -1,4 +1,6 @@
-"""The service against the raw libraries it stands on: the table of issue 6 (E B K K2 A L M X).
+"""The service against the raw libraries it stands on, as ratios measured in the same run.
+
+Rows: latency (L), embedding (E, B), search (K, K2, A), memory (M), the int8 encoder (X).
 
 Run: .venv/bin/python bench/service.py [--quick]
 
