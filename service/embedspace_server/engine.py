@@ -361,4 +361,4 @@ class Engine:
         return unit(mean) if post_normalize else mean
 
 
-__all__ = ["Engine", "pairwise_distances"]
+__all__ = ["Engine"]
