@@ -8,6 +8,7 @@ encoders of kind "vector", small enough to make exact checks quick.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import threading
@@ -25,7 +26,7 @@ from embedspace import Client
 from embedspace_server.config import Settings
 from embedspace_server.encoders import Encoder
 from embedspace_server.encoders.vector import VectorEncoder
-from embedspace_server.index.base import Backend
+from embedspace_server.index.base import Backend, Spec
 from embedspace_server.server import EmbedspaceServer
 from embedspace_server.types import Metric
 
@@ -136,11 +137,39 @@ def sharded_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFac
     running.stop()
 
 
-@pytest.fixture(scope="session", params=["faiss", "two-shards"])
+@pytest.fixture(scope="session")
+def ray_server(encoders: list[Encoder], tmp_path_factory: pytest.TempPathFactory):
+    """A server on a Ray cluster of two workers (this process its driver), whose every
+    collection has 3 shards of 2 replicas unless it asks for another layout."""
+    from embedspace_server.cluster.backend import RayBackend
+
+    from .ray_cluster import ray_cluster
+
+    class Sharded(RayBackend):
+        def new(self, spec: Spec):  # type: ignore[no-untyped-def]
+            if (spec.shards, spec.replicas) == (1, 1):
+                spec = dataclasses.replace(spec, shards=3, replicas=2)
+            return super().new(spec)
+
+    folder = tmp_path_factory.mktemp("ray")
+    with ray_cluster(workers=2) as cluster:
+        settings = Settings(
+            host="127.0.0.1", port=0, data_dir=folder / "data", ray_address=cluster.address,
+            ray_data_dir=str(folder / "shards"),
+        )  # fmt: skip
+        running = RunningServer(settings, encoders, Sharded(settings))
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="session", params=["faiss", "two-shards", "ray"])
 def congruence_server(request: pytest.FixtureRequest) -> RunningServer:
-    """The congruence suites run against the FAISS collection and the two-shard one."""
-    name = "shared_server" if request.param == "faiss" else "sharded_server"
-    server: RunningServer = request.getfixturevalue(name)
+    """The congruence suites run against the FAISS collection, the two-shard one, and a
+    collection of 3 shards of 2 replicas on a Ray cluster."""
+    name = {"faiss": "shared_server", "two-shards": "sharded_server", "ray": "ray_server"}
+    server: RunningServer = request.getfixturevalue(name[request.param])
     return server
 
 

@@ -1,7 +1,9 @@
 """A test-only collection split over two in-process shards by a hash of the id, and its
 backend. It answers through the collection interface alone (index/base.py), merging the
 shards' answers as a distributed collection would; the congruence suites run against it to
-show the engine needs nothing more than that interface."""
+show the engine needs nothing more than that interface. A test may take shards `down`:
+searches and rankings then answer from the others and name the missing ones (types.Hits),
+as a collection whose shard has no live replica does."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from embedspace_server.index.snapshot import read_snapshot, write_snapshot
 from embedspace_server.types import (
     CollectionInfo,
     FloatArray,
+    Hits,
     Metadata,
     Neighbor,
     Scalar,
@@ -35,6 +38,12 @@ class ShardedCollection(VectorCollection):
     def __init__(self, spec: Spec, shards: list[Collection]) -> None:
         self.spec = spec
         self.shards = shards
+        self.down: set[int] = set()  # shards that answer no search or ranking
+
+    def _up(self) -> tuple[list[Collection], tuple[int, ...]]:
+        """The shards that answer, and those that are down."""
+        up = [s for i, s in enumerate(self.shards) if i not in self.down]
+        return up, tuple(sorted(self.down))
 
     def _split(self, keys: Sequence[str]) -> list[list[int]]:
         """The positions of `keys` that each shard owns."""
@@ -101,19 +110,22 @@ class ShardedCollection(VectorCollection):
         params: Mapping[str, float] | None = None,
     ) -> list[list[Neighbor]]:
         exclude = list(exclude)
+        up, missing = self._up()
         answers = [
             shard.search(
                 queries, k, exclude=exclude, where=where, min_score=min_score, params=params
             )
-            for shard in self.shards
+            for shard in up
         ]
         return [
-            _best([h for a in per_query for h in a], k) for per_query in zip(*answers, strict=True)
+            Hits(_best([h for a in per_query for h in a], k), missing)
+            for per_query in zip(*answers, strict=True)
         ]
 
     def rank(self, ranking: Ranking, k: int, exclude: Iterable[str] = ()) -> list[Neighbor]:
         exclude = list(exclude)
-        return _best([h for shard in self.shards for h in shard.rank(ranking, k, exclude)], k)
+        up, missing = self._up()
+        return Hits(_best([h for shard in up for h in shard.rank(ranking, k, exclude)], k), missing)
 
 
 class ShardedBackend(Backend):

@@ -115,3 +115,57 @@ def test_a_config_file_that_cannot_be_used_says_why(tmp_path: Path, make: Any, w
 def test_tokens_that_hold_no_token_are_refused(tokens: str) -> None:
     with pytest.raises(InvalidInput, match="'tokens' holds no token"):
         load_settings(env={"EMBEDSPACE_TOKENS": tokens})
+
+
+def test_ray_settings_parse_from_the_file_the_environment_and_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defaults = load_settings(env={})
+    assert (defaults.ray_address, defaults.ray_namespace, defaults.ray_data_dir,
+            defaults.encoder_actors) == ("", "embedspace", "", 0)  # fmt: skip
+    config = tmp_path / "es.toml"
+    config.write_text(
+        'ray_address = "10.0.0.5:6379"\nray_namespace = "prod"\n'
+        'ray_data_dir = "/mnt/shards"\nencoder_actors = 2\n'
+    )
+    from_file = load_settings(config, env={})
+    assert (from_file.ray_address, from_file.ray_namespace, from_file.ray_data_dir,
+            from_file.encoder_actors) == ("10.0.0.5:6379", "prod", "/mnt/shards", 2)  # fmt: skip
+    assert isinstance(from_file.ray_data_dir, str)  # "" must stay "" (not Path("."))
+    env = {"EMBEDSPACE_RAY_ADDRESS": "auto", "EMBEDSPACE_RAY_NAMESPACE": "test",
+           "EMBEDSPACE_RAY_DATA_DIR": "/data/r", "EMBEDSPACE_ENCODER_ACTORS": "3"}  # fmt: skip
+    from_env = load_settings(config, env=env)
+    assert (from_env.ray_address, from_env.ray_namespace, from_env.ray_data_dir,
+            from_env.encoder_actors) == ("auto", "test", "/data/r", 3)  # fmt: skip
+
+    # `embedspace serve --ray ADDRESS` sets ray_address over the file and the environment.
+    from embedspace_server import cli
+    from embedspace_server import server as server_module
+
+    seen: list[Any] = []
+
+    async def serve(settings: Any) -> None:
+        seen.append(settings)
+
+    monkeypatch.setattr(server_module, "serve", serve)
+    monkeypatch.setenv("EMBEDSPACE_RAY_ADDRESS", "auto")
+    assert cli.main(["serve", "--config", str(config), "--ray", "head:6379"]) == 0
+    assert seen[-1].ray_address == "head:6379" and seen[-1].ray_namespace == "prod"
+    assert cli.main(["serve", "--config", str(config)]) == 0
+    assert seen[-1].ray_address == "auto"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"EMBEDSPACE_ENCODER_ACTORS": "2"}, "encoder actors run on a Ray cluster"),
+        ({"EMBEDSPACE_RAY_ADDRESS": "auto", "EMBEDSPACE_ENCODER_ACTORS": "-1"},
+         "'encoder_actors' must be at least 0"),
+        ({"EMBEDSPACE_ENCODER_ACTORS": "many"}, "'encoder_actors' expects a int"),
+        ({"EMBEDSPACE_RAY_NAMESPACE": " "}, "'ray_namespace' is empty"),
+    ],
+)  # fmt: skip
+def test_ray_settings_that_cannot_be_used_say_why(env: dict, words: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_settings(env=env)
+    assert words in str(info.value)

@@ -1,5 +1,6 @@
 """Answers through the service against a plain numpy exact search and gensim, for the FAISS
-collection and for a collection split over two shards."""
+collection, a collection split over two shards, and one of 3 shards of 2 replicas on a Ray
+cluster."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ METRICS = {"vec8": "cosine", "vec8dot": "dot", "vec8l2": "l2"}
 
 @pytest.fixture
 def client(congruence_server) -> Iterator[Client]:
-    """Each test runs against a FAISS collection and a two-shard one."""
+    """Each test runs against a FAISS collection, a two-shard one and a Ray one."""
     with Client(congruence_server.target, timeout=60) as c:
         yield c
 
@@ -38,7 +39,8 @@ def filled(client: Client, collection_name: str, request: pytest.FixtureRequest)
     meta = [{"parity": i % 2, "tag": "abc"[i % 3], "big": i >= 250} for i in range(500)]
     client.create_collection(collection_name, encoder)
     client.upsert(collection_name, ids, vectors=vectors, metadata=meta)
-    return collection_name, METRICS[encoder], ids, vectors, meta
+    yield collection_name, METRICS[encoder], ids, vectors, meta
+    client.drop_collection(collection_name)  # a Ray collection holds processes
 
 
 @pytest.mark.parametrize("filled", list(METRICS), indirect=True)
@@ -165,3 +167,5 @@ def test_compare_reports_each_collections_neighbours_and_their_overlap(
     assert result.jaccard[0, 0] == 1.0
     with pytest.raises(InvalidArgument, match="two or more"):
         client.compare([a], Ref("p7"))
+    for name in (a, b, c):
+        client.drop_collection(name)

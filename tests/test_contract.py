@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 import numpy as np
+import pytest
 from embedspace.v1 import embedspace_pb2 as pb
 
 from .conftest import REPO
@@ -124,3 +125,56 @@ def test_only_the_collection_implementations_touch_faiss() -> None:
             if any(name == "faiss" or name.startswith("faiss.") for name in names):
                 importers.add(path.relative_to(service).as_posix())
     assert importers == {"index/factory.py"}
+
+
+def test_shards_replicas_and_missing_shards_on_a_server_without_ray(start_server: Any) -> None:
+    """The fields as the wire carries them: 0 shards and replicas mean 1; more than 1 is
+    FAILED_PRECONDITION naming --ray, with nothing left on disk; too many is
+    INVALID_ARGUMENT; a local collection has no placement and its answers miss no shard."""
+    import grpc
+    from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+
+    with start_server() as running, grpc.insecure_channel(running.target) as channel:
+        stub = pb_grpc.EmbedspaceStub(channel)
+        data = running.server.settings.data_dir
+
+        def create(name: str, **layout: int) -> Any:
+            return stub.CreateCollection(
+                pb.CreateCollectionRequest(name=name, encoder="vec8", **layout), timeout=30
+            )
+
+        for layout in ({"shards": 2}, {"replicas": 2}, {"shards": 64, "replicas": 8}):
+            with pytest.raises(grpc.RpcError) as info:
+                create("a", **layout)
+            assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "--ray" in info.value.details() and "'a'" in info.value.details()
+        for layout in ({"shards": 65}, {"replicas": 9}):
+            with pytest.raises(grpc.RpcError) as info:
+                create("a", **layout)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, layout
+        assert not stub.ListCollections(pb.ListCollectionsRequest(), timeout=30).collections
+        assert not (data / "collections" / "a").exists()
+        for name in ("a", "b"):
+            info = create(name, shards=0, replicas=0)
+            assert (info.shards, info.replicas, list(info.placement)) == (1, 1, [])
+            vectors = np.eye(8, dtype=np.float32)
+            stub.Upsert(pb.UpsertRequest(collection=name, points=[
+                pb.UpsertPoint(id=f"p{i}", vector=pb.Vector(dim=8, data=v.tobytes()))
+                for i, v in enumerate(vectors)
+            ]), timeout=30)  # fmt: skip
+        described = stub.DescribeCollection(pb.DescribeCollectionRequest(name="a"), timeout=30)
+        assert (described.shards, described.replicas, described.count) == (1, 1, 8)
+        search = stub.Search(
+            pb.SearchRequest(collection="a", query=pb.Query(id="p1"), k=3), timeout=30
+        )
+        assert search.neighbors[0].id == "p1" and list(search.missing_shards) == []
+        positive = [pb.WeightedQuery(query=pb.Query(id="p1"))]
+        analogy = stub.MostSimilar(
+            pb.MostSimilarRequest(collection="a", positive=positive, k=3), timeout=30
+        )
+        assert len(analogy.neighbors) == 3 and list(analogy.missing_shards) == []
+        compare = stub.Compare(
+            pb.CompareRequest(collections=["a", "b"], query=pb.Query(id="p1"), k=3), timeout=30
+        )
+        assert [len(a.neighbors) for a in compare.answers] == [3, 3]
+        assert all(list(a.missing_shards) == [] for a in compare.answers)

@@ -20,7 +20,7 @@ def client(congruence_server) -> Iterator[Client]:
 
 
 @pytest.fixture(scope="module")
-def words_collection(congruence_server) -> tuple[str, KeyedVectors]:
+def words_collection(congruence_server) -> Iterator[tuple[str, KeyedVectors]]:
     """The 905 analogy words embedded by the service, and gensim KeyedVectors holding the
     very vectors the service stored."""
     words = analogy_words()
@@ -32,7 +32,9 @@ def words_collection(congruence_server) -> tuple[str, KeyedVectors]:
         stored = es.get("analogy-words", words)
     kv = KeyedVectors(384)
     kv.add_vectors(words, np.stack([s.vector for s in stored]))
-    return "analogy-words", kv
+    yield "analogy-words", kv
+    with Client(congruence_server.target, timeout=120) as es:
+        es.drop_collection("analogy-words")
 
 
 def test_embeddings_equal_sentence_transformers_own_output(client: Client, minilm) -> None:

@@ -23,8 +23,9 @@ def test_public_names_are_pinned() -> None:
             "Cancelled", "Client", "ClientClosed", "CollectionInfo", "Comparison",
             "DeadlineExceeded", "EmbedspaceError",
             "EncoderInfo", "FailedPrecondition", "Internal", "InvalidArgument", "Item",
-            "Neighbor", "NotFound", "PermissionDenied", "Provenance", "Query", "Ref",
-            "ResourceExhausted", "StoredItem", "Sum", "Tensor", "Unauthenticated",
+            "Neighbor", "Neighbors", "NotFound", "PermissionDenied", "Provenance", "Query",
+            "Ref", "ReplicaInfo", "ResourceExhausted", "StoredItem", "Sum", "Tensor",
+            "Unauthenticated",
             "Unavailable", "Unknown", "UpsertResult",
         ]
     )  # fmt: skip
@@ -144,3 +145,86 @@ def test_timeouts_default_and_override(shared_server: Any) -> None:
         assert es._timeout(None) is None
         with pytest.raises(DeadlineExceeded):
             es.embed("minilm", ["x " * 200] * 256, timeout=0.001)
+
+
+def test_a_local_collection_has_one_shard_one_replica_and_complete_answers(
+    client: Client, collection_name: str
+) -> None:
+    """On a server without Ray: shards 1, replicas 1, no placement, nothing missing."""
+    from embedspace import Neighbors, Ref
+
+    created = client.create_collection(collection_name, "vec8", shards=1, replicas=1)
+    described = client.describe(collection_name)
+    listed = next(c for c in client.collections() if c.name == collection_name)
+    for info in (created, described, listed):
+        assert (info.shards, info.replicas, info.placement) == (1, 1, ())
+    vectors = np.random.default_rng(3).normal(size=(20, 8)).astype(np.float32)
+    client.upsert(collection_name, [f"p{i}" for i in range(20)], vectors=vectors)
+    hits = client.search(collection_name, vectors[0], k=5)
+    assert isinstance(hits, Neighbors) and len(hits) == 5 and hits[0].id == "p0"
+    assert hits.missing_shards == () and hits.partial is False
+    assert hits == list(hits)  # still compares as the plain list it used to be
+    analogy = client.analogy(collection_name, [Ref("p1"), Ref("p2")], [Ref("p3")], k=3)
+    assert len(analogy) == 3 and analogy.missing_shards == () and analogy.partial is False
+    other = f"{collection_name[:60]}-b"
+    client.create_collection(other, "vec8")
+    client.upsert(other, ["p0", "p1"], vectors=vectors[:2])
+    comparison = client.compare([collection_name, other], Ref("p0"), k=3)
+    assert comparison.partial is False
+    assert all(n.missing_shards == () for n in comparison.neighbors.values())
+
+
+def test_answers_name_the_shards_that_did_not_answer(sharded_server: Any) -> None:
+    """A collection with a shard down (tests/sharded.py) answers from the other shard, and
+    search, analogy and compare say which shard is missing."""
+    import zlib
+
+    from embedspace import Ref
+
+    name = "missing-shards"
+    ids = [f"p{i}" for i in range(60)]
+    vectors = np.random.default_rng(5).normal(size=(60, 8)).astype(np.float32)
+    on_shard_0 = {key for key in ids if zlib.crc32(key.encode()) % 2 == 0}
+    with Client(sharded_server.target, timeout=60) as es:
+        es.create_collection(name, "vec8")
+        es.create_collection(name + "-b", "vec8")
+        for n in (name, name + "-b"):
+            es.upsert(n, ids, vectors=vectors)
+        whole = es.search(name, vectors[0], k=10)
+        assert whole.missing_shards == () and not whole.partial
+        assert {h.id for h in whole} - on_shard_0  # both shards hold some of the best
+        sharded_server.server.engine.collection(name).down = {1}
+        for query in (vectors[0], Ref("p0")):  # coalesced on the event loop, and on a worker
+            hits = es.search(name, query, k=10)
+            assert hits.missing_shards == (1,) and hits.partial is True
+            assert len(hits) == 10 and {h.id for h in hits} <= on_shard_0
+        for method in ("add", "mul"):
+            analogy = es.analogy(name, [Ref("p1"), Ref("p2")], [Ref("p3")], k=5, method=method)
+            assert analogy.missing_shards == (1,) and analogy.partial is True
+            assert {h.id for h in analogy} <= on_shard_0
+        comparison = es.compare([name, name + "-b"], Ref("p0"), k=5)
+        assert comparison.partial is True
+        assert comparison.neighbors[name].missing_shards == (1,)
+        assert comparison.neighbors[name + "-b"].missing_shards == ()
+        sharded_server.server.engine.collection(name).down = set()
+        assert es.search(name, vectors[0], k=10) == whole
+        assert es.search(name, vectors[0], k=10).partial is False
+
+
+def test_shards_and_replicas_need_a_server_on_ray(client: Client, collection_name: str) -> None:
+    """The SDK sends shards and replicas; this server keeps collections in its data
+    directory, so it refuses more than one of either, names the fix, and keeps nothing."""
+    from embedspace import FailedPrecondition, InvalidArgument
+
+    for layout in ({"shards": 2}, {"replicas": 2}, {"shards": 3, "replicas": 2}):
+        with pytest.raises(FailedPrecondition, match=r"--ray") as info:
+            client.create_collection(collection_name, "vec8", **layout)
+        assert collection_name in str(info.value)
+    with pytest.raises(InvalidArgument, match="1 to 64 shards"):
+        client.create_collection(collection_name, "vec8", shards=100)
+    with pytest.raises(InvalidArgument, match="1 to 8"):
+        client.create_collection(collection_name, "vec8", replicas=9)
+    with pytest.raises(ValueError, match="shards must be a whole number of at least 1"):
+        client.create_collection(collection_name, "vec8", shards=0)
+    assert collection_name not in [c.name for c in client.collections()]
+    assert client.create_collection(collection_name, "vec8").shards == 1  # the name is free

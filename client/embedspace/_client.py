@@ -21,7 +21,7 @@ from ._types import (
     Comparison,
     EncoderInfo,
     Item,
-    Neighbor,
+    Neighbors,
     Query,
     StoredItem,
     UpsertResult,
@@ -50,13 +50,17 @@ class Client(BlockingBase):
         index: str = "Flat",
         metric: str | None = None,
         search_params: Mapping[str, float] | None = None,
+        shards: int = 1,
+        replicas: int = 1,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> CollectionInfo:
         """Creates a collection; `index` is a FAISS factory string, `metric` cosine/dot/l2,
-        `search_params` the defaults of an approximate index ("efSearch", "nprobe")."""
-        return self._run(
-            ops.create_collection(name, encoder, index, metric, search_params), timeout
-        )
+        `search_params` the defaults of an approximate index ("efSearch", "nprobe").
+        `shards` (1-64) split it by a hash of the id and `replicas` (1-8) copy each shard
+        onto different nodes; more than 1 of either needs a server on a Ray cluster
+        (`embedspace serve --ray`): others answer FailedPrecondition."""
+        op = ops.create_collection(name, encoder, index, metric, search_params, shards, replicas)
+        return self._run(op, timeout)
 
     def collections(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[CollectionInfo]:
         return self._run(ops.collections(), timeout)
@@ -126,8 +130,9 @@ class Client(BlockingBase):
         where: Mapping[str, Scalar] | None = None,
         search_params: Mapping[str, float] | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> list[Neighbor]:
-        """The k nearest neighbours of a query, best first."""
+    ) -> Neighbors:
+        """The k nearest neighbours of a query, best first: a list, whose `missing_shards`
+        names the shards of a sharded collection that had no live replica (`partial`)."""
         return self._run(
             ops.search(collection, query, k, min_score, exclude, where, search_params), timeout
         )
@@ -156,7 +161,8 @@ class Client(BlockingBase):
         method: str = "add",
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Analogy:
-        """gensim most_similar (method "add") or most_similar_cosmul ("mul")."""
+        """gensim most_similar (method "add") or most_similar_cosmul ("mul"); like
+        `search`, the answer says which shards were missing (`missing_shards`, `partial`)."""
         return self._run(ops.analogy(collection, positive, negative, k, method), timeout)
 
     def compare(
@@ -168,7 +174,8 @@ class Client(BlockingBase):
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Comparison:
         """The same query over several collections (the same items under different
-        encoders): each one's neighbours and their Jaccard@k overlap."""
+        encoders): each one's neighbours (with its `missing_shards`, as `search` gives them)
+        and their Jaccard@k overlap."""
         return self._run(ops.compare(collections, query, k), timeout)
 
     def doesnt_match(

@@ -24,9 +24,11 @@ from ._types import (
     EncoderInfo,
     Item,
     Neighbor,
+    Neighbors,
     Provenance,
     Query,
     Ref,
+    ReplicaInfo,
     StoredItem,
     Sum,
     Tensor,
@@ -120,10 +122,18 @@ def neighbor(n: pb.Neighbor) -> Neighbor:
     return Neighbor(n.id, n.score, wire.from_values(n.metadata))
 
 
+def neighbors(found: Sequence[pb.Neighbor], missing_shards: Sequence[int]) -> Neighbors:
+    return Neighbors([neighbor(n) for n in found], missing_shards)
+
+
 def collection_info(c: pb.CollectionInfo) -> CollectionInfo:
     metric = METRIC_NAMES.get(c.metric, "")
+    placement = tuple(ReplicaInfo(p.shard, p.replica, p.node, p.live, p.seq, p.count)
+                      for p in c.placement)  # fmt: skip
+    # A server older than shards and replicas sends 0 for them: one of each.
     return CollectionInfo(c.name, c.encoder, c.index, metric, c.dim, c.count,
-                          dict(c.search_params), c.quarantined)  # fmt: skip
+                          dict(c.search_params), c.quarantined, c.shards or 1,
+                          c.replicas or 1, placement)  # fmt: skip
 
 
 def encoder_info(e: pb.EncoderInfo) -> EncoderInfo:
@@ -160,10 +170,16 @@ def create_collection(
     index: str,
     metric: str | None,
     search_params: Mapping[str, float] | None = None,
+    shards: int = 1,
+    replicas: int = 1,
 ) -> Op[CollectionInfo]:
+    for what, n in (("shards", shards), ("replicas", replicas)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{what} must be a whole number of at least 1; got {n!r}")
     request = pb.CreateCollectionRequest(name=name, encoder=encoder, index=index,
                                          metric=_metric(metric),
-                                         search_params=dict(search_params or {}))  # fmt: skip
+                                         search_params=dict(search_params or {}),
+                                         shards=shards, replicas=replicas)  # fmt: skip
     return Op("CreateCollection", request, collection_info)
 
 
@@ -245,7 +261,7 @@ def search(
     exclude: Sequence[str],
     where: Mapping[str, Scalar] | None,
     search_params: Mapping[str, float] | None = None,
-) -> Op[list[Neighbor]]:
+) -> Op[Neighbors]:
     request = pb.SearchRequest(
         search_params=dict(search_params or {}),
         collection=collection,
@@ -255,7 +271,7 @@ def search(
         exclude=list(exclude),
         where=wire.to_values(where or {}),
     )
-    return Op("Search", request, lambda r: [neighbor(n) for n in r.neighbors])
+    return Op("Search", request, lambda r: neighbors(r.neighbors, r.missing_shards))
 
 
 def distance(
@@ -295,7 +311,7 @@ def analogy(
 
     def parse(r: pb.MostSimilarResponse) -> Analogy:
         vector = wire.unpack(r.vector) if r.HasField("vector") else None
-        return Analogy([neighbor(n) for n in r.neighbors], vector)
+        return Analogy([neighbor(n) for n in r.neighbors], vector, tuple(r.missing_shards))
 
     return Op("MostSimilar", request, parse)
 
@@ -316,7 +332,7 @@ def compare(collections: Sequence[str], q: Query, k: int) -> Op[Comparison]:
         return Comparison(
             collections=names,
             encoders=[a.encoder for a in r.answers],
-            neighbors={a.collection: [neighbor(x) for x in a.neighbors] for a in r.answers},
+            neighbors={a.collection: neighbors(a.neighbors, a.missing_shards) for a in r.answers},
             jaccard=np.asarray(r.jaccard, np.float32).reshape(n, n),
         )
 

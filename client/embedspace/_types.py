@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias, Union
 
@@ -62,6 +62,20 @@ class EncoderInfo:
 
 
 @dataclass(frozen=True)
+class ReplicaInfo:
+    """One copy of one shard of a collection: the Ray node holding it ("" when it is not
+    placed), whether it is live (answers reads, takes writes), the last write it applied
+    (`seq`) and how many vectors it holds."""
+
+    shard: int
+    replica: int
+    node: str
+    live: bool
+    seq: int
+    count: int
+
+
+@dataclass(frozen=True)
 class CollectionInfo:
     name: str
     encoder: str
@@ -72,6 +86,11 @@ class CollectionInfo:
     search_params: Mapping[str, float] = field(default_factory=dict)
     # Why the server set the collection aside at start (damaged files); "" when it serves.
     quarantined: str = ""
+    # How many shards split the collection and how many copies of each are kept, and
+    # where each copy is (empty for a collection in the server's data directory).
+    shards: int = 1
+    replicas: int = 1
+    placement: tuple[ReplicaInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,27 @@ class Neighbor:
     id: str
     score: float
     metadata: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+class Neighbors(list[Neighbor]):
+    """Neighbours best first: a list that also says which shards of a sharded collection
+    had no live replica (`missing_shards`); the list covers the rest of the collection,
+    and `partial` is true when it does not cover all of it."""
+
+    def __init__(
+        self, neighbors: Iterable[Neighbor] = (), missing_shards: Iterable[int] = ()
+    ) -> None:
+        super().__init__(neighbors)
+        self.missing_shards: tuple[int, ...] = tuple(missing_shards)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing_shards)
+
+    def __repr__(self) -> str:
+        if not self.missing_shards:
+            return list.__repr__(self)
+        return f"Neighbors({list.__repr__(self)}, missing_shards={self.missing_shards!r})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,12 +131,17 @@ class StoredItem:
 @dataclass(frozen=True, eq=False)
 class Comparison:
     """One query under several collections: `neighbors[name]` for each, and `jaccard`,
-    the Jaccard@k overlap of their neighbour ids (rows and columns in `collections` order)."""
+    the Jaccard@k overlap of their neighbour ids (rows and columns in `collections` order).
+    `partial`: some collection's answer left out shards (see its `missing_shards`)."""
 
     collections: list[str]
     encoders: list[str]
-    neighbors: dict[str, list[Neighbor]]
+    neighbors: dict[str, Neighbors]
     jaccard: FloatArray
+
+    @property
+    def partial(self) -> bool:
+        return any(n.partial for n in self.neighbors.values())
 
 
 @dataclass(frozen=True)
@@ -117,10 +162,16 @@ class UpsertResult:
 @dataclass(frozen=True, eq=False)
 class Analogy(Sequence[Neighbor]):
     """The answer to an analogy: neighbours best first (indexable like a list), and for
-    method "add" the composed unit vector that was searched."""
+    method "add" the composed unit vector that was searched. `missing_shards`: the shards
+    of a sharded collection that had no live replica (`partial` when there are any)."""
 
     neighbors: list[Neighbor]
     vector: FloatArray | None
+    missing_shards: tuple[int, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing_shards)
 
     def __len__(self) -> int:
         return len(self.neighbors)

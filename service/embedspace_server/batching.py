@@ -274,6 +274,8 @@ class SearchCoalescer(MicroBatcher[SearchRequest, list[Neighbor]]):
         )
 
     def _search_all(self, requests: list[SearchRequest]) -> list[list[Neighbor] | Failed]:
+        # Each query's list goes to its caller as the collection made it: a types.Hits
+        # keeps the shards that did not answer.
         answers: list[list[Neighbor] | Failed] = [[] for _ in requests]
         groups: dict[tuple[object, ...], list[int]] = {}
         for i, r in enumerate(requests):

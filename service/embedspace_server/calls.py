@@ -107,10 +107,14 @@ class Calls:
         index: str,
         metric: Metric | None,
         search_params: Mapping[str, float],
+        shards: int = 1,
+        replicas: int = 1,
     ) -> CollectionInfo:
         e = self.engine
         return await self._worker(
-            lambda: e.create_collection(name, encoder, index, metric, search_params)
+            lambda: e.create_collection(
+                name, encoder, index, metric, search_params, shards=shards, replicas=replicas
+            )
         )
 
     async def collections(self) -> list[CollectionInfo]:

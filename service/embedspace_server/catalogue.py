@@ -28,6 +28,9 @@ from .types import CollectionInfo, Metric
 log = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "Flat"
+# The most shards and replicas a collection may ask for.
+MAX_SHARDS = 64
+MAX_REPLICAS = 8
 BACKUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
@@ -40,7 +43,7 @@ class Catalogue:
         self._collections: dict[str, VectorCollection] = loaded
         # Collections whose files are damaged, set aside at start with the reason.
         self.quarantined: dict[str, str] = damaged
-        self.lock = threading.Lock()  # guards the set of collections
+        self.lock = threading.RLock()  # guards the set of collections (taken again by get)
         # Called with a collection's name once it is dropped (its search batcher stops).
         self.on_drop: Callable[[str], None] = lambda name: None
         backups = self._backup_folder()
@@ -54,11 +57,18 @@ class Catalogue:
         index: str = DEFAULT_INDEX,
         metric: Metric | None = None,
         search_params: Mapping[str, float] | None = None,
+        *,
+        shards: int = 1,
+        replicas: int = 1,
     ) -> CollectionInfo:
+        """A new, empty collection; `shards` and `replicas` above 1 need a backend that
+        spreads collections over processes (the local one answers FailedPrecondition)."""
         info = self.registry.get(encoder).info
         self._check_new_name(name, encoder)
+        _check_layout(name, shards, replicas)
         params = tuple(sorted((search_params or {}).items()))
-        spec = Spec(name, encoder, index or DEFAULT_INDEX, metric or info.metric, info.dim, params)
+        spec = Spec(name, encoder, index or DEFAULT_INDEX, metric or info.metric, info.dim,
+                    params, shards, replicas)  # fmt: skip
         with self.lock:
             self._check_free(name)
             collection = self.backend.new(spec)
@@ -77,6 +87,7 @@ class Catalogue:
 
     def _check_free(self, name: str) -> None:
         """Call holding the lock."""
+        self._refresh()
         if name in self._collections:
             raise AlreadyExists(f"collection {name!r} already exists")
         if name in self.quarantined:
@@ -84,14 +95,27 @@ class Catalogue:
                 f"collection {name!r} exists and is quarantined: {self.quarantined[name]}"
             )
 
+    def _refresh(self) -> None:
+        """Takes in what other servers sharing the backend created and dropped; call
+        holding the lock."""
+        current = self.backend.refresh(self._collections)
+        if current is not None:
+            self._collections = current
+
     def __contains__(self, name: str) -> bool:
+        if name not in self._collections:
+            with self.lock:
+                self._refresh()
         return name in self._collections
 
     def names(self) -> list[str]:
-        return sorted(self._collections)
+        with self.lock:
+            self._refresh()
+            return sorted(self._collections)
 
     def infos(self) -> list[CollectionInfo]:
         with self.lock:
+            self._refresh()
             found = list(self._collections.values())
             damaged = sorted(self.quarantined.items())
         return [c.info() for c in found] + [_quarantined_info(n, why) for n, why in damaged]
@@ -100,6 +124,10 @@ class Catalogue:
         try:
             return self._collections[name]
         except KeyError:
+            with self.lock:
+                self._refresh()
+            if name in self._collections:
+                return self._collections[name]
             if name in self.quarantined:
                 raise FailedPrecondition(
                     f"collection {name!r} is quarantined: {self.quarantined[name]}"
@@ -170,6 +198,19 @@ class Catalogue:
                 log.warning("collection %r not snapshotted: %s; its log holds every "
                             "acknowledged write", c.spec.name, e)  # fmt: skip
         return saved
+
+
+def _check_layout(name: str, shards: int, replicas: int) -> None:
+    if not 1 <= shards <= MAX_SHARDS:
+        raise InvalidInput(
+            f"collection {name!r} asks for {shards} shards; a collection has 1 to "
+            f"{MAX_SHARDS} shards (0 in a request means 1)"
+        )
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise InvalidInput(
+            f"collection {name!r} asks for {replicas} replicas of each shard; a collection "
+            f"keeps 1 to {MAX_REPLICAS} (0 in a request means 1)"
+        )
 
 
 def _quarantined_info(name: str, reason: str) -> CollectionInfo:

@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind; 0 picks a free one (default 50051)")
     serve.add_argument("--data-dir", help="where collections are stored (default ./data)")
     serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="keep collections on the Ray cluster at ADDRESS ('auto': the one running on "
+        "this node) as shard replicas, which sharded and replicated collections need "
+        "(EMBEDSPACE_RAY_ADDRESS; default: in the data directory)",
+    )
+    serve.add_argument(
         "--port-file",
         metavar="FILE",
         help='once the ports are bound, write {"port": N, "health_port": M} (-1: no health '
@@ -124,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "port": args.port,
                 "data_dir": args.data_dir,
                 "port_file": args.port_file,
+                "ray_address": args.ray,
             },
         )
     except EmbedspaceServerError as e:

@@ -110,6 +110,17 @@ class Settings:
     # Once the ports are bound, {"port": N, "health_port": M} is written here (atomically),
     # so whoever started the server with port 0 learns the port without reading its log.
     port_file: str = ""
+    # A Ray cluster to keep collections on, as shard replicas spread over its nodes (the
+    # `ray` extra): its address, or "auto" to join the cluster running on this node. Empty
+    # (the default) keeps collections in data_dir, one shard and one replica each.
+    ray_address: str = ""
+    ray_namespace: str = "embedspace"  # the Ray namespace of the server's named actors
+    # The folder, on each Ray node, where shard replicas keep their logs and snapshots;
+    # empty means <data_dir>/shards.
+    ray_data_dir: str = ""
+    # With Ray: how many encoder actors run each encoder's forward passes; 0 runs them in
+    # the front end, as without Ray.
+    encoder_actors: int = 0
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():
@@ -125,6 +136,16 @@ class Settings:
             raise InvalidInput(
                 "setting 'tokens' holds no token (only commas and spaces), which would turn "
                 "authentication off; set tokens, or leave it empty to run without"
+            )
+        if self.encoder_actors and not self.ray_address:
+            raise InvalidInput(
+                f"setting 'encoder_actors' is {self.encoder_actors} but 'ray_address' is "
+                "empty: encoder actors run on a Ray cluster; set ray_address (or "
+                "`embedspace serve --ray ADDRESS`), or leave encoder_actors at 0"
+            )
+        if not self.ray_namespace.strip():
+            raise InvalidInput(
+                "setting 'ray_namespace' is empty; name the Ray namespace (default 'embedspace')"
             )
         if self.log_level.upper() not in LOG_LEVELS:
             raise InvalidInput(
@@ -151,6 +172,7 @@ _RANGES: dict[str, tuple[float, float | None]] = {
     "search_wait_ms": (0, 1000),
     "encoder_threads": (0, None),
     "faiss_blas_threshold": (1, None),
+    "encoder_actors": (0, None),
 }
 
 
@@ -169,7 +191,9 @@ def _coerce(name: str, raw: Any) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        if isinstance(default, Path) or name.endswith("_dir"):
+        # backup_dir (None by default) is a path here; ray_data_dir, a folder on the Ray
+        # nodes, stays the string given ("" means the default, never Path(".")).
+        if isinstance(default, Path) or (default is None and name.endswith("_dir")):
             return Path(raw)
         return type(default)(raw)
     except (TypeError, ValueError):

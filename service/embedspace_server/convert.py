@@ -29,6 +29,7 @@ from .types import (
     OddOneOut,
     Query,
     Record,
+    ReplicaInfo,
     StoredItem,
     SumQuery,
     Tensor,
@@ -181,8 +182,10 @@ def embed_request(r: pb.EmbedRequest) -> tuple[str, list[Item]]:
 
 def create_collection_request(
     r: pb.CreateCollectionRequest,
-) -> tuple[str, str, str, Metric | None, dict[str, float]]:
-    return r.name, r.encoder, r.index, metric(r.metric), dict(r.search_params)
+) -> tuple[str, str, str, Metric | None, dict[str, float], int, int]:
+    """Shards and replicas left at 0 mean 1."""
+    return (r.name, r.encoder, r.index, metric(r.metric), dict(r.search_params),
+            r.shards or 1, r.replicas or 1)  # fmt: skip
 
 
 def name_request(r: pb.DescribeCollectionRequest | pb.DropCollectionRequest) -> tuple[str]:
@@ -273,7 +276,21 @@ def collection_info(info: CollectionInfo) -> pb.CollectionInfo:
         count=info.count,
         search_params=dict(info.search_params),
         quarantined=info.quarantined,
+        shards=info.shards,
+        replicas=info.replicas,
+        placement=[replica_info(p) for p in info.placement],
     )
+
+
+def replica_info(r: ReplicaInfo) -> pb.ReplicaInfo:
+    return pb.ReplicaInfo(
+        shard=r.shard, replica=r.replica, node=r.node, live=r.live, seq=r.seq, count=r.count
+    )
+
+
+def missing_shards(hits: Sequence[Neighbor]) -> list[int]:
+    """The shards a collection's answer left out (types.Hits); none for a plain list."""
+    return list(getattr(hits, "missing", ()))
 
 
 def list_encoders_response(infos: list[EncoderInfo]) -> pb.ListEncodersResponse:
@@ -309,7 +326,9 @@ def delete_response(deleted: int) -> pb.DeleteResponse:
 
 
 def search_response(hits: list[Neighbor]) -> pb.SearchResponse:
-    return pb.SearchResponse(neighbors=[neighbor(n) for n in hits])
+    return pb.SearchResponse(
+        neighbors=[neighbor(n) for n in hits], missing_shards=missing_shards(hits)
+    )
 
 
 def doesnt_match_response(odd: OddOneOut) -> pb.DoesntMatchResponse:
@@ -325,7 +344,12 @@ def compare_response(
 ) -> pb.CompareResponse:
     return pb.CompareResponse(
         answers=[
-            pb.CompareAnswer(collection=c, encoder=e, neighbors=[neighbor(n) for n in hits])
+            pb.CompareAnswer(
+                collection=c,
+                encoder=e,
+                neighbors=[neighbor(n) for n in hits],
+                missing_shards=missing_shards(hits),
+            )
             for c, e, hits in answers
         ],
         jaccard=jaccard.ravel().tolist(),
@@ -356,6 +380,7 @@ def analogy_response(result: AnalogyResult) -> pb.MostSimilarResponse:
     return pb.MostSimilarResponse(
         neighbors=[neighbor(n) for n in result.neighbors],
         vector=wire.pack(result.vector) if result.vector is not None else None,
+        missing_shards=missing_shards(result.neighbors),
     )
 
 

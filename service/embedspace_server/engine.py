@@ -102,8 +102,13 @@ class Engine:
         index: str = "",
         metric: Metric | None = None,
         search_params: Mapping[str, float] | None = None,
+        *,
+        shards: int = 1,
+        replicas: int = 1,
     ) -> CollectionInfo:
-        return self.catalogue.create(name, encoder, index, metric, search_params)
+        return self.catalogue.create(
+            name, encoder, index, metric, search_params, shards=shards, replicas=replicas
+        )
 
     def collections(self) -> list[CollectionInfo]:
         return self.catalogue.infos()
@@ -184,7 +189,8 @@ class Engine:
     ) -> Future[list[Neighbor]]:
         """Validates the search and queues it for its collection's next coalesced FAISS
         call. Blocks only to embed items or read stored ids the query names, and to search
-        at once where coalescing is off (search_batch 1)."""
+        at once where coalescing is off (search_batch 1). The neighbours are the list the
+        collection gave: a types.Hits where some of its shards did not answer."""
         self.queries.check_k(k)
         if min_score is not None and not np.isfinite(min_score):
             raise InvalidInput(f"min_score must be a finite number; got {min_score}")
@@ -237,8 +243,8 @@ class Engine:
     def compare(
         self, collections: Sequence[str], query: Query, k: int = 10
     ) -> tuple[list[tuple[str, str, list[Neighbor]]], FloatArray]:
-        """The same query over several collections: each one's (name, encoder, neighbours)
-        and the Jaccard@k matrix of their neighbour ids."""
+        """The same query over several collections: each one's (name, encoder, neighbours,
+        a types.Hits where shards were missing) and the Jaccard@k matrix of their ids."""
         if len(collections) < 2 or len(set(collections)) != len(collections):
             raise InvalidInput("compare needs two or more different collections")
         self.queries.check_batch(len(collections), "collections")
@@ -288,7 +294,8 @@ class Engine:
         method: str = "add",
     ) -> AnalogyResult:
         """gensim `most_similar` (method "add", 3CosAdd) or `most_similar_cosmul` ("mul");
-        the collection ranks its own vectors."""
+        the collection ranks its own vectors (its answer, a types.Hits where shards were
+        missing, is the result's neighbours as it is)."""
         self.queries.check_k(k)
         space = self.queries.space(collection, need_collection=True)
         coll = space.collection

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from .engine import Engine
+from .errors import AlreadyExists
 from .types import Text, UpsertPoint
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,10 @@ def ensure_builtin_collections(engine: Engine) -> list[str]:
         name = f"xkcd-{info.name}"
         if info.provenance.kind != "colour" or name in engine.catalogue:
             continue
-        engine.create_collection(name, info.name)
+        try:
+            engine.create_collection(name, info.name)
+        except AlreadyExists:  # another front end on the same cluster made it meanwhile
+            continue
         points = [UpsertPoint(n, Text(n), None, {"hex": _hex(rgb)}) for n, rgb in xkcd_colours()]
         step = engine.limits.max_batch
         for i in range(0, len(points), step):

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import convert
 from .auth import TokenInterceptor, server_credentials, tokens_of
-from .batching import BatchedEncoder, batch_encoders
+from .batching import BATCHED_KINDS, BatchedEncoder, batch_encoders
 from .calls import Calls
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry, build_encoder
@@ -68,9 +68,24 @@ def load_encoders(settings: Settings) -> list[Encoder]:
         encoder = build_encoder(
             config, threads=settings.encoder_threads, cache_dir=settings.data_dir / "cache"
         )
+        if settings.encoder_actors and config.kind in BATCHED_KINDS:
+            from .cluster.encoders import PooledEncoder  # the `ray` extra
+
+            encoder = PooledEncoder(
+                encoder, config, settings.encoder_actors, settings.encoder_threads
+            )
         encoder.warmup()
         encoders.append(encoder)
     return encoders
+
+
+def make_backend(s: Settings) -> Backend:
+    """The data directory, or with `ray_address` the Ray cluster's shard replicas."""
+    if s.ray_address:
+        from .cluster.backend import RayBackend  # the `ray` extra, only when asked for
+
+        return RayBackend(s)
+    return CollectionStore(s.data_dir)
 
 
 class EmbedspaceServer:
@@ -130,7 +145,10 @@ class EmbedspaceServer:
         loop = asyncio.get_running_loop()
         raise_open_files_limit()
         # Take the data directory first: a second server on it fails before binding.
-        self.backend = self._given_backend or CollectionStore(s.data_dir)
+        backend = self._given_backend
+        if backend is None:
+            backend = await loop.run_in_executor(self.pool, make_backend, s)
+        self.backend = backend
         limit = s.max_message_bytes
         tokens = tokens_of(s)
         interceptors = [TokenInterceptor(tokens, public_reflection=s.public_reflection)]
@@ -186,7 +204,6 @@ class EmbedspaceServer:
             encoders = await loop.run_in_executor(self.pool, load_encoders, s)
         encoders = batch_encoders(encoders, s, thread_initializer(s))
         self._batched = [e for e in encoders if isinstance(e, BatchedEncoder)]
-        backend = self.backend
         self.engine = await loop.run_in_executor(
             self.pool, lambda: Engine(EncoderRegistry(encoders), backend, s)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
@@ -101,6 +101,20 @@ class EncoderInfo:
 
 
 @dataclass(frozen=True)
+class ReplicaInfo:
+    """One copy of one shard of a collection: the Ray node holding it ("" when it is not
+    placed), whether it is live (answers reads, takes writes), the last write it applied
+    and how many vectors it holds."""
+
+    shard: int
+    replica: int
+    node: str
+    live: bool
+    seq: int
+    count: int
+
+
+@dataclass(frozen=True)
 class CollectionInfo:
     name: str
     encoder: str
@@ -110,6 +124,11 @@ class CollectionInfo:
     count: int
     search_params: Mapping[str, float] = field(default_factory=dict)
     quarantined: str = ""  # why the collection was set aside at start; "" when it serves
+    # How many shards split it and how many copies of each are kept, and where each copy
+    # is (empty for a collection in the data directory).
+    shards: int = 1
+    replicas: int = 1
+    placement: tuple[ReplicaInfo, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +143,19 @@ class Neighbor:
     id: str
     score: float
     metadata: Metadata
+
+
+class Hits(list[Neighbor]):
+    """Neighbours, best first, from a collection some of whose shards did not answer:
+    `missing` names them, and the list covers the rest of the collection. Whatever gives
+    neighbours may give a Hits; a plain list means the answer is complete."""
+
+    def __init__(self, iterable: Iterable[Neighbor] = (), missing: Iterable[int] = ()) -> None:
+        super().__init__(iterable)
+        self.missing: tuple[int, ...] = tuple(missing)
+
+    def __repr__(self) -> str:
+        return f"Hits({list.__repr__(self)}, missing={self.missing!r})"
 
 
 @dataclass(frozen=True, eq=False)

@@ -183,7 +183,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric", "search_params")
+    __slots__ = ("name", "encoder", "index", "metric", "search_params", "shards", "replicas")
     class SearchParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -196,15 +196,35 @@ class CreateCollectionRequest(_message.Message):
     INDEX_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder: str
     index: str
     metric: Metric
     search_params: _containers.ScalarMap[str, float]
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    shards: int
+    replicas: int
+    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
+
+class ReplicaInfo(_message.Message):
+    __slots__ = ("shard", "replica", "node", "live", "seq", "count")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    replica: int
+    node: str
+    live: bool
+    seq: int
+    count: int
+    def __init__(self, shard: _Optional[int] = ..., replica: _Optional[int] = ..., node: _Optional[str] = ..., live: _Optional[bool] = ..., seq: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric", "dim", "count", "search_params", "quarantined")
+    __slots__ = ("name", "encoder", "index", "metric", "dim", "count", "search_params", "quarantined", "shards", "replicas", "placement")
     class SearchParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +240,9 @@ class CollectionInfo(_message.Message):
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
     QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder: str
     index: str
@@ -228,7 +251,10 @@ class CollectionInfo(_message.Message):
     count: int
     search_params: _containers.ScalarMap[str, float]
     quarantined: str
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ..., search_params: _Optional[_Mapping[str, float]] = ..., quarantined: _Optional[str] = ...) -> None: ...
+    shards: int
+    replicas: int
+    placement: _containers.RepeatedCompositeFieldContainer[ReplicaInfo]
+    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., dim: _Optional[int] = ..., count: _Optional[int] = ..., search_params: _Optional[_Mapping[str, float]] = ..., quarantined: _Optional[str] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ..., placement: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -430,10 +456,12 @@ class Neighbor(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("neighbors",)
+    __slots__ = ("neighbors", "missing_shards")
     NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SHARDS_FIELD_NUMBER: _ClassVar[int]
     neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
-    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+    missing_shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DistanceRequest(_message.Message):
     __slots__ = ("space", "a", "b", "metric", "matrix")
@@ -476,12 +504,14 @@ class MostSimilarRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., k: _Optional[int] = ..., method: _Optional[_Union[AnalogyMethod, str]] = ...) -> None: ...
 
 class MostSimilarResponse(_message.Message):
-    __slots__ = ("neighbors", "vector")
+    __slots__ = ("neighbors", "vector", "missing_shards")
     NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SHARDS_FIELD_NUMBER: _ClassVar[int]
     neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
     vector: Vector
-    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+    missing_shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., missing_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DoesntMatchRequest(_message.Message):
     __slots__ = ("space", "items")
@@ -530,14 +560,16 @@ class CompareRequest(_message.Message):
     def __init__(self, collections: _Optional[_Iterable[str]] = ..., query: _Optional[_Union[Query, _Mapping]] = ..., k: _Optional[int] = ...) -> None: ...
 
 class CompareAnswer(_message.Message):
-    __slots__ = ("collection", "encoder", "neighbors")
+    __slots__ = ("collection", "encoder", "neighbors", "missing_shards")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_SHARDS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     encoder: str
     neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
-    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+    missing_shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CompareResponse(_message.Message):
     __slots__ = ("answers", "jaccard")

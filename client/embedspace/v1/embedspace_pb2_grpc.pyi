@@ -8,7 +8,8 @@ Vectors travel as packed little-endian float32 bytes with their dimension
 unknown encoder, collection or id; INVALID_ARGUMENT for bad input;
 ALREADY_EXISTS for a collection that exists; FAILED_PRECONDITION when the
 request cannot be served in the current state (an index type that cannot
-delete, an encoder that is not loaded); INTERNAL only for bugs.
+delete, an encoder that is not loaded, shards or replicas asked of a server
+that is not on a Ray cluster); INTERNAL only for bugs.
 """
 
 from collections import abc as _abc

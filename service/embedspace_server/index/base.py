@@ -49,6 +49,10 @@ class Spec:
     metric: Metric
     dim: int
     search_params: tuple[tuple[str, float], ...] = ()
+    # How many shards split the collection (by a stable hash of the id), and how many
+    # copies of each are kept; a backend that cannot honour them refuses them in `new`.
+    shards: int = 1
+    replicas: int = 1
 
 
 class VectorCollection(ABC):
@@ -111,6 +115,12 @@ class Backend(ABC):
         self, *, quarantine: bool = False
     ) -> tuple[dict[str, VectorCollection], dict[str, str]]:
         """Every stored collection, and (with `quarantine`) the damaged ones' reasons."""
+
+    def refresh(self, known: Mapping[str, VectorCollection]) -> dict[str, VectorCollection] | None:
+        """The collections as they are now, for a backend that other servers share (they
+        create and drop too), keeping the `known` objects of names still there; None for a
+        backend that only this server changes."""
+        return None
 
     @abstractmethod
     def new(self, spec: Spec) -> VectorCollection:

@@ -58,6 +58,30 @@ REBUILD_FRACTION = 0.2
 RANK_CHUNK = 65536
 
 
+def prepared(spec: Spec, vectors: FloatArray) -> FloatArray:
+    """Rows of float32 as the index keeps them: unit length for cosine."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, spec.dim)
+    return unit_rows(vectors) if spec.metric is Metric.COSINE else vectors
+
+
+def checked_vectors(spec: Spec, keys: Sequence[str], vectors: FloatArray) -> FloatArray:
+    """The vectors of an upsert, prepared; InvalidInput for an id given twice or a zero
+    vector in a cosine collection."""
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise InvalidInput(f"id {dup!r} appears twice in one upsert")
+    vectors = prepared(spec, vectors)
+    if spec.metric is Metric.COSINE:
+        zero = np.flatnonzero(~np.any(vectors, axis=1))
+        if len(zero):
+            raise InvalidInput(
+                f"the vector of id {keys[zero[0]]!r} is all zeros: collection "
+                f"{spec.name!r} compares by cosine and cannot normalise it"
+            )
+    return vectors
+
+
 class Collection(VectorCollection):
     """The FAISS collection; see the module's docstring."""
 
@@ -215,25 +239,13 @@ class Collection(VectorCollection):
     # ------------------------------------------------------------ writing
 
     def _prepare(self, vectors: FloatArray) -> FloatArray:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.spec.dim)
-        return unit_rows(vectors) if self.spec.metric is Metric.COSINE else vectors
+        return prepared(self.spec, vectors)
 
     def upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
         """Inserts or replaces items; validates everything, then logs, then applies."""
-        if len(set(keys)) != len(keys):
-            seen: set[str] = set()
-            dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-            raise InvalidInput(f"id {dup!r} appears twice in one upsert")
-        vectors = self._prepare(vectors)
-        if self.spec.metric is Metric.COSINE:
-            zero = np.flatnonzero(~np.any(vectors, axis=1))
-            if len(zero):
-                raise InvalidInput(
-                    f"the vector of id {keys[zero[0]]!r} is all zeros: collection "
-                    f"{self.spec.name!r} compares by cosine and cannot normalise it"
-                )
+        vectors = checked_vectors(self.spec, keys, vectors)
         with self.lock:
             self._check_live()
             if not self._index.is_trained:

@@ -97,7 +97,10 @@ def collection_from_state(header: Mapping[str, Any], blob: Any) -> Collection:
     faiss = faiss_module()
     s = header["spec"]
     params = tuple(sorted(s.get("search_params", {}).items()))
-    spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params)
+    # A backup of a sharded collection says how many shards and replicas it had.
+    layout = int(s.get("shards", 1)), int(s.get("replicas", 1))
+    spec = Spec(s["name"], s["encoder"], s["index"], Metric(s["metric"]), int(s["dim"]), params,
+                *layout)  # fmt: skip
     index = faiss.deserialize_index(blob)
     keys = header["keys"] if "keys" in header else _keys_by_label(header)
     if not isinstance(keys, list) or not all(k is None or type(k) is str for k in keys):

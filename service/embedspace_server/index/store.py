@@ -75,10 +75,24 @@ class CollectionStore(Backend):
         return self._dir / name
 
     def new(self, spec: Spec) -> Collection:
+        """An empty FAISS collection: one shard, one replica, in this data directory."""
+        self._check_layout(spec)
         return Collection(spec, build_index(spec))
 
     def read_backup(self, path: Path, name: str) -> Collection:
-        return read_snapshot(path, name)
+        collection = read_snapshot(path, name)
+        self._check_layout(collection.spec)
+        return collection
+
+    def _check_layout(self, spec: Spec) -> None:
+        if spec.shards > 1 or spec.replicas > 1:
+            raise FailedPrecondition(
+                f"collection {spec.name!r} asks for {spec.shards} shard(s) and "
+                f"{spec.replicas} replica(s) of each: this server keeps collections in its "
+                f"data directory {str(self.root)!r}, one shard and one replica each; sharded "
+                "and replicated collections need a server on a Ray cluster (embedspace serve "
+                "--ray ADDRESS, or ray_address in the settings)"
+            )
 
     def load_all(
         self, *, quarantine: bool = False
