@@ -7,9 +7,10 @@
 # BuildKit fetch a frontend image from a registry first, and the frontend built into Docker
 # 20.10 and newer has every feature used here, so the build also works with no registry.
 #
-# Stages: `wheels` turns the project and its `server` extra into wheels; `deps` installs the
-# dependencies alone into a virtual environment at /opt/venv; `runtime` is python3, tini and
-# that venv, with embedspace installed on top in a layer of its own. BuildKit copies the
+# Stages: `wheels` turns the project and its `server` and `ray` extras into wheels (ray, so
+# that the image also runs as a Ray node: see deploy/ray/); `deps` installs the dependencies
+# alone into a virtual environment at /opt/venv; `runtime` is python3, tini and that venv,
+# with embedspace installed on top in a layer of its own. BuildKit copies the
 # dependency wheels by content, so a change to embedspace's code rebuilds only that small
 # layer (seconds, and a small push), not the 1.5 GB one under it. The image runs as uid
 # 10001 and never touches the network (the MiniLM model ships inside the
@@ -20,14 +21,14 @@
 #
 #   pip download --dest wheelhouse --no-deps --only-binary=:all: \
 #       --index-url "$PYTORCH_CPU_INDEX" torch==2.13.0+cpu    # PyTorch's CPU wheel index
-#   pip wheel --wheel-dir wheelhouse --find-links wheelhouse '.[server]' setuptools wheel
+#   pip wheel --wheel-dir wheelhouse --find-links wheelhouse '.[server,ray]' setuptools wheel
 #
 # (run with Python 3.11 on Linux, somewhere that can reach those indexes; `==2.13.0` is
 # satisfied by the `+cpu` local version, and setuptools and wheel are what the build
 # backend needs to build embedspace itself). When wheelhouse/ holds wheels, every pip call
 # below runs with --no-index --find-links wheelhouse/, so nothing is fetched and only those
 # wheels are used. Where pip already takes the CPU torch (a local file, say), the wheelhouse
-# is what scripts/container/engine.py makes: pip wheel -w wheelhouse '.[server]' 'setuptools>=77'.
+# is what scripts/container/engine.py makes: pip wheel -w wheelhouse '.[server,ray]' 'setuptools>=77'.
 #
 # Behind a TLS-intercepting proxy, pass its CA bundle as a BuildKit secret; it sets PIP_CERT
 # for the pip calls only and never lands in a layer. Without it nothing changes:
@@ -64,7 +65,7 @@ RUN --mount=type=bind,target=/src,rw \
     && if [ -n "$(find /src/wheelhouse -maxdepth 1 -name '*.whl' -print -quit 2>/dev/null)" ]; then \
          export PIP_NO_INDEX=1 PIP_FIND_LINKS=/src/wheelhouse; \
        fi \
-    && /opt/venv/bin/pip wheel --wheel-dir /wheels/deps '/src[server]' \
+    && /opt/venv/bin/pip wheel --wheel-dir /wheels/deps '/src[server,ray]' \
     && mkdir /wheels/own \
     && mv /wheels/deps/embedspace-*.whl /wheels/own/
 

@@ -201,3 +201,51 @@ def test_a_node_lost_under_writes_loses_no_acknowledged_write(
             want = np.argsort(np.linalg.norm(matrix - q, axis=1), kind="stable")[:5]
             assert [h.id for h in es.search("stream", q, k=5)] == [keys[j] for j in want]
         es.drop_collection("stream")
+
+
+def test_encoder_actors_run_the_forward_passes(cluster: Any, tmp_path: Path) -> None:
+    """A trained encoder on a pool of one Ray actor embeds as the encoder does here."""
+    from embedspace_models import artifact
+    from embedspace_server.config import EncoderConfig
+    from embedspace_server.encoders import build_encoder
+
+    from .ray_cluster import BIN, ServeProcess
+
+    path = artifact("houses-by-price")
+    config = tmp_path / "es.toml"
+    config.write_text(
+        f'encoder_actors = 1\n[[encoders]]\nname = "houses"\nkind = "trained"\npath = "{path}"\n'
+    )
+    proc = ServeProcess(
+        [str(BIN / "embedspace"), "serve", "--config", str(config), "--port", "0",
+         "--data-dir", str(tmp_path / "data"), "--ray", cluster.address],
+    )  # fmt: skip
+    try:
+        proc.wait_serving(120)
+        houses = [
+            {
+                "area_code": "212",
+                "tax_bracket": 3,
+                "school_district": "Brookline",
+                "colour": "red",
+                "size": 100.0,
+            },
+            {
+                "area_code": "512",
+                "tax_bracket": 5,
+                "school_district": "Dunmore",
+                "colour": "blue",
+                "size": 70.0,
+            },
+        ]
+        with Client(proc.target, timeout=60) as es:
+            (info,) = es.encoders()
+            assert info.provenance.details["ray_actors"] == "1"
+            got = es.embed("houses", houses)
+        local = build_encoder(EncoderConfig(name="houses", kind="trained", path=str(path)))
+        from embedspace_server.types import Record
+
+        want = local.encode([Record(h) for h in houses])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    finally:
+        proc.terminate(30)

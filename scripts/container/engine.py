@@ -166,7 +166,7 @@ def base_rootfs(
 def build_wheelhouse(
     repo: Path = REPO, python: str = sys.executable, timeout: float = 1800
 ) -> Path:
-    """Wheels for `.[server]` and the build backend in repo/wheelhouse/, made with this
+    """Wheels for `.[server,ray]` and the build backend in repo/wheelhouse/, made with this
     machine's pip (which takes the pinned CPU torch from the local disk). The image installs
     from it with --no-index. embedspace itself is left out: the image builds it from source."""
     version = subprocess.run(
@@ -185,9 +185,9 @@ def build_wheelhouse(
     wheelhouse.mkdir(exist_ok=True)
     _run(
         [python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheelhouse,
-         f"{repo}[server]", *backend],
+         f"{repo}[server,ray]", *backend],
         timeout=timeout,
-        what="pip wheel of .[server]",
+        what="pip wheel of .[server,ray]",
         cwd=repo,
     )  # fmt: skip
     for own in wheelhouse.glob("embedspace-*.whl"):

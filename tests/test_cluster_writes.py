@@ -1,0 +1,90 @@
+"""Writes, backups and restores of collections on a Ray cluster, through the in-process
+server of the congruence suites (`ray_server`: this test process is its Ray driver)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ray
+from embedspace import Client, FailedPrecondition
+from embedspace_server.cluster.collection import RayCollection, shard_of
+from embedspace_server.cluster.replica import NotLeader, OutOfSync, Write
+from embedspace_server.index.wal import OP_DELETE, OP_UPSERT
+from embedspace_server.types import UpsertResult
+
+pytestmark = pytest.mark.slow
+
+
+def _seq(es: Client, name: str, shard: int) -> set[int]:
+    return {r.seq for r in es.describe(name).placement if r.shard == shard}
+
+
+def test_a_retried_write_is_applied_once_and_only_in_order(ray_server, collection_name) -> None:
+    with Client(ray_server.target, timeout=60) as es:
+        es.create_collection(collection_name, "vec8", shards=2, replicas=2)
+        collection = ray_server.server.engine.catalogue.get(collection_name)
+        assert isinstance(collection, RayCollection)
+        shard = shard_of("a", 2)
+        w = Write("the-same-id", OP_UPSERT, ["a"], np.ones((1, 8), np.float32), [{}])
+        assert collection._write({shard: w}) == {shard: UpsertResult(1, 0)}
+        seq = _seq(es, collection_name, shard)
+        assert len(seq) == 1  # leader and follower agree
+        # Sent again (a front end retrying after a lost answer): applied once.
+        assert collection._write({shard: w}) == {shard: UpsertResult(1, 0)}
+        assert _seq(es, collection_name, shard) == seq
+        assert es.describe(collection_name).count == 1
+
+        epoch, _, live = collection.view(refresh=True)[shard]
+        follower = live[1]
+        (at,) = seq
+        gap = Write("gap", OP_DELETE, ["a"], seq=at + 2, epoch=epoch)
+        with pytest.raises(OutOfSync):
+            _raised(follower.follow.remote(gap))
+        deposed = Write("old-leader", OP_DELETE, ["a"], seq=at + 1, epoch=epoch - 1)
+        with pytest.raises(NotLeader):
+            _raised(follower.follow.remote(deposed))
+        assert es.get(collection_name, ["a"])[0].id == "a"
+        es.drop_collection(collection_name)
+
+
+def _raised(ref) -> None:
+    """Raises the domain error a replica raised."""
+    try:
+        ray.get(ref, timeout=30)
+    except ray.exceptions.RayTaskError as e:
+        raise e.cause from None
+
+
+def test_a_sharded_collection_backs_up_and_restores_whole(
+    ray_server, shared_server, collection_name
+) -> None:
+    rng = np.random.default_rng(3)
+    ids = [f"b{i}" for i in range(200)]
+    vectors = rng.normal(size=(200, 8)).astype(np.float32)
+    meta = [{"i": i} for i in range(200)]
+    with Client(ray_server.target, timeout=60) as es:
+        es.create_collection(collection_name, "vec8l2", shards=3, replicas=2)
+        es.upsert(collection_name, ids, vectors=vectors, metadata=meta)
+        es.delete(collection_name, ids[:10])
+        backup = es.backup(collection_name, name=f"{collection_name}-bk")
+        assert backup.count == 190
+        es.drop_collection(collection_name)
+        restored = es.restore(backup.name, collection_name)
+        assert (restored.shards, restored.replicas, restored.count) == (3, 2, 190)
+        got = es.get(collection_name, ids[10:])
+        np.testing.assert_array_equal(np.stack([g.vector for g in got]), vectors[10:])
+        assert [g.metadata for g in got] == meta[10:]
+        assert es.search(collection_name, vectors[42], k=1)[0].id == "b42"
+        es.drop_collection(collection_name)
+        folder = ray_server.server.settings.data_dir / "backups"
+        files = sorted(p.name for p in folder.glob(f"{backup.name}*"))
+        assert files == [backup.name, f"{backup.name}.shard1", f"{backup.name}.shard2"]
+
+    # A server that keeps collections in its data directory refuses it, naming why.
+    target = shared_server.server.settings.data_dir / "backups"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (target / name).write_bytes((folder / name).read_bytes())
+    with Client(shared_server.target, timeout=60) as es, pytest.raises(FailedPrecondition) as e:
+        es.restore(backup.name, collection_name)
+    assert "3 shard(s)" in str(e.value) and "--ray" in str(e.value)
