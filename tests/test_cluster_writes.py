@@ -12,6 +12,8 @@ from embedspace_server.cluster.replica import NotLeader, OutOfSync, Write
 from embedspace_server.index.wal import OP_DELETE, OP_UPSERT
 from embedspace_server.types import UpsertResult
 
+from .conftest import wait_until
+
 pytestmark = pytest.mark.slow
 
 
@@ -88,3 +90,20 @@ def test_a_sharded_collection_backs_up_and_restores_whole(
     with Client(shared_server.target, timeout=60) as es, pytest.raises(FailedPrecondition) as e:
         es.restore(backup.name, collection_name)
     assert "3 shard(s)" in str(e.value) and "--ray" in str(e.value)
+
+
+def test_a_leader_fenced_by_a_newer_one_acknowledges_nothing(ray_server, collection_name) -> None:
+    with Client(ray_server.target, timeout=60) as es:
+        es.create_collection(collection_name, "vec8", shards=1, replicas=2)
+        collection = ray_server.server.engine.catalogue.get(collection_name)
+        epoch, leader, live = collection.view(refresh=True)[0]
+        ray.get(live[1].fence.remote(epoch + 1))  # what electing a newer leader does first
+        w = Write("fenced", OP_UPSERT, ["a"], np.ones((1, 8), np.float32), [{}])
+        with pytest.raises(NotLeader):
+            _raised(leader.write.remote(w))
+        # The front end retries the same write on the leader the catalog names now.
+        assert collection._write({0: w}) == {0: UpsertResult(1, 0)}
+        wait_until(lambda: [r.live for r in es.describe(collection_name).placement] == [1, 1])
+        assert len(_seq(es, collection_name, 0)) == 1  # the replicas agree again
+        assert es.describe(collection_name).count == 1
+        es.drop_collection(collection_name)

@@ -155,6 +155,10 @@ class ShardReplica:
                 for pending in self.catching_up.values():
                     pending.append(w)
                 self._forward(w)
+                if not self.leading:  # fenced: the write is not acknowledged; the front end
+                    raise NotLeader(  # retries it, same id, on the new leader
+                        f"replica {self.replica} of shard {self.shard} was replaced as leader"
+                    )
             self._remember(w.id, result)
             return result
 
