@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import ray
-from embedspace import Client, FailedPrecondition
+from embedspace import Client, FailedPrecondition, Unavailable
 from embedspace_server.cluster.collection import RayCollection, shard_of
 from embedspace_server.cluster.replica import NotLeader, OutOfSync, Write
 from embedspace_server.index.wal import OP_DELETE, OP_UPSERT
@@ -106,4 +106,33 @@ def test_a_leader_fenced_by_a_newer_one_acknowledges_nothing(ray_server, collect
         wait_until(lambda: [r.live for r in es.describe(collection_name).placement] == [1, 1])
         assert len(_seq(es, collection_name, 0)) == 1  # the replicas agree again
         assert es.describe(collection_name).count == 1
+        es.drop_collection(collection_name)
+
+
+def test_a_restarted_catalog_finds_its_collections_again(ray_server, collection_name) -> None:
+    from embedspace_server.cluster.backend import CATALOG
+
+    with Client(ray_server.target, timeout=60) as es:
+        es.create_collection(collection_name, "vec8", shards=2, replicas=2)
+        ids = [f"c{i}" for i in range(50)]
+        vectors = np.random.default_rng(5).normal(size=(50, 8)).astype(np.float32)
+        es.upsert(collection_name, ids, vectors=vectors)
+        before = es.describe(collection_name)
+        ray.kill(ray.get_actor(CATALOG), no_restart=False)  # Ray restarts it
+
+        def described():
+            try:
+                return es.describe(collection_name)
+            except Unavailable:  # while the catalog restarts
+                return None
+
+        wait_until(lambda: described() is not None)
+        after = described()
+        assert after is not None and after.count == 50
+        assert [(r.shard, r.replica, r.node, r.live) for r in after.placement] == [
+            (r.shard, r.replica, r.node, r.live) for r in before.placement
+        ]
+        es.upsert(collection_name, ["new"], vectors=vectors[:1])
+        assert es.search(collection_name, vectors[0], k=2)[0].id in ("c0", "new")
+        assert es.describe(collection_name).count == 51
         es.drop_collection(collection_name)

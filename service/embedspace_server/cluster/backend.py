@@ -60,6 +60,7 @@ class RayBackend(Backend):
                 name=CATALOG,
                 lifetime="detached",
                 get_if_exists=True,
+                max_restarts=-1,
                 max_concurrency=32,
                 num_cpus=0,
                 resources={"node:__internal_head__": 0.001},

@@ -8,22 +8,34 @@ on another node after its node was lost).
 Replicas of one shard are placed on different nodes by a placement group with the
 STRICT_SPREAD strategy; when a node is lost, Ray reschedules its bundles and restarts the
 replicas there, once a node with room exists.
+
+What the catalog knows is written to `catalog.json` on the head node's disk at every change
+(create, drop, a new leader), and the replicas and placement groups are named, so a catalog
+that Ray restarts finds its collections again, with their epochs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import (
+    get_placement_group,
+    placement_group,
+    remove_placement_group,
+)
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..errors import AlreadyExists, CollectionNotFound, FailedPrecondition
 from ..index.base import Spec
+from ..index.disk import write_atomic
+from ..types import Metric
 from .replica import ShardReplica, _gather
 
 log = logging.getLogger(__name__)
@@ -54,9 +66,16 @@ class Shard:
 @dataclass
 class Entry:
     spec: Spec
+    tag: str  # in the names of its actors and placement groups
     groups: list[Any]
     shards: list[Shard]
     ready: bool = False  # placed, and every shard has its leader
+
+    def group_name(self, shard: int) -> str:
+        return f"{self.spec.name}.{self.tag}.shard{shard}"
+
+    def replica_name(self, shard: int, replica: int) -> str:
+        return f"{self.group_name(shard)}.replica{replica}"
 
 
 class ClusterCatalog:
@@ -67,6 +86,9 @@ class ClusterCatalog:
         self.snapshot_interval_s = snapshot_interval_s
         self.entries: dict[str, Entry] = {}
         self.lock = threading.Lock()  # guards `entries`
+        self._saving = threading.Lock()
+        self.path = Path(root) / "catalog.json"
+        self._load()
         self._stop = threading.Event()
         threading.Thread(target=self._repair_every, args=(check_interval_s,), daemon=True).start()
 
@@ -77,9 +99,10 @@ class ClusterCatalog:
         with self.lock:
             if spec.name in self.entries:
                 raise AlreadyExists(f"collection {spec.name!r} already exists")
-            self.entries[spec.name] = entry = Entry(spec, [], [])
+            self.entries[spec.name] = entry = Entry(spec, uuid.uuid4().hex[:8], [], [])
         try:
             self._place(entry, states)
+            self._save()
         except BaseException:
             with self.lock:
                 del self.entries[spec.name]
@@ -94,15 +117,16 @@ class ClusterCatalog:
                 f"collection {spec.name!r} asks for {spec.replicas} replicas of each shard, "
                 f"on different nodes, but the cluster has {nodes} live node(s)"
             )
-        tag = uuid.uuid4().hex[:8]
         for i in range(spec.shards):
             strategy = "STRICT_SPREAD" if spec.replicas > 1 else "PACK"
-            group = placement_group([BUNDLE] * spec.replicas, strategy, lifetime="detached")
+            group = placement_group(
+                [BUNDLE] * spec.replicas, strategy, name=entry.group_name(i), lifetime="detached"
+            )
             entry.groups.append(group)
             replicas = [
                 ray.remote(ShardReplica)
                 .options(
-                    name=f"{spec.name}.{tag}.shard{i}.replica{j}",
+                    name=entry.replica_name(i, j),
                     lifetime="detached",
                     max_restarts=-1,
                     max_concurrency=REPLICA_CONCURRENCY,
@@ -134,6 +158,7 @@ class ClusterCatalog:
             entry = self.entries.pop(name, None)
         if entry is None:
             raise CollectionNotFound(f"no collection named {name!r}")
+        self._save()
         self._remove(entry)
 
     def _remove(self, entry: Entry) -> None:
@@ -183,6 +208,53 @@ class ClusterCatalog:
         if entry is None or not entry.ready:
             raise CollectionNotFound(f"no collection named {name!r}")
         return entry
+
+    # ------------------------------------------------------------ persistence
+
+    def _save(self) -> None:
+        def spec(e: Entry) -> dict[str, Any]:
+            out = asdict(e.spec)
+            out.update(metric=e.spec.metric.value, search_params=dict(e.spec.search_params))
+            return out
+
+        with self.lock:
+            state = {
+                name: {
+                    "spec": spec(e),
+                    "tag": e.tag,
+                    "shards": [{"leader": s.leader, "epoch": s.epoch, "followers": s.followers,
+                                "seq": s.seq} for s in e.shards],
+                }
+                for name, e in self.entries.items()
+                if e.ready
+            }  # fmt: skip
+        with self._saving:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, [json.dumps(state, indent=1).encode()])
+
+    def _load(self) -> None:
+        """The collections a previous run of the catalog knew (after Ray restarted it)."""
+        if not self.path.exists():
+            return
+        for name, saved in json.loads(self.path.read_text()).items():
+            s = saved["spec"]
+            spec = Spec(**{**s, "metric": Metric(s["metric"]),
+                           "search_params": tuple(sorted(s["search_params"].items()))})  # fmt: skip
+            entry = Entry(spec, saved["tag"], [], [], ready=True)
+            try:
+                for i, shard in enumerate(saved["shards"]):
+                    entry.groups.append(get_placement_group(entry.group_name(i)))
+                    replicas = [
+                        ray.get_actor(entry.replica_name(i, j)) for j in range(spec.replicas)
+                    ]
+                    entry.shards.append(Shard(replicas, shard["leader"], shard["epoch"],
+                                              shard["followers"], [None] * spec.replicas,
+                                              shard["seq"]))  # fmt: skip
+            except ValueError as e:  # an actor or group that is gone
+                log.error("collection %r cannot be found again on the cluster: %s", name, e)
+                continue
+            self.entries[name] = entry
+        log.info("catalog restarted: %d collection(s) found again", len(self.entries))
 
     # ------------------------------------------------------------ repair
 
@@ -243,6 +315,7 @@ class ClusterCatalog:
             shard.replicas[best].lead.remote(shard.epoch, peers), timeout=30.0
         )
         shard.leader = best
+        self._save()
         log.warning("shard %d of %r: replica %d leads (epoch %d), followers %s",
                     i, name, best, shard.epoch, shard.followers)  # fmt: skip
 
