@@ -132,7 +132,9 @@ class RayCollection(VectorCollection):
         out: dict[int, Any] = {}
         pending = dict(parts)
         view = self.view()
-        for _ in range(WRITE_ATTEMPTS):
+        for attempt in range(WRITE_ATTEMPTS):
+            if attempt:
+                time.sleep(0.25 * attempt)  # the catalog may still be electing a leader
             refs = {}
             for i, w in pending.items():
                 leader = view[i][1]
