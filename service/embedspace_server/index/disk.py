@@ -39,6 +39,22 @@ def storage_error(error: OSError, doing: str, path: Path | None = None) -> Embed
     return Unavailable(f"cannot {doing}: the disk failed ({detail})")
 
 
+# Space a snapshot leaves free on its disk, beyond its own size, for the log to go on.
+SNAPSHOT_HEADROOM = 4 * 2**20
+
+
+def check_room(folder: Path, size: int, doing: str) -> None:
+    """Raises ResourceExhausted unless `folder`'s disk has `size` bytes free and headroom:
+    a snapshot that cannot fit must not fill the disk for the log's appends meanwhile."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    if free < size + SNAPSHOT_HEADROOM:
+        raise ResourceExhausted(
+            f"cannot {doing}: the disk is nearly full ({str(folder)!r}: {free / 2**20:.1f} MiB "
+            f"free, {(size + SNAPSHOT_HEADROOM) / 2**20:.1f} MiB needed)"
+        )
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

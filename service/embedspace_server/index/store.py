@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import AlreadyExists, DamagedData, FailedPrecondition
 from .base import NAME_RE, Backend, Spec, VectorCollection
 from .collection import Collection
-from .disk import fsync_dir, remove_temp_files, storage_error
+from .disk import check_room, fsync_dir, remove_temp_files, storage_error
 from .factory import build_index
 from .snapshot import read_snapshot, write_snapshot
 from .wal import Journal, replay
@@ -205,6 +205,8 @@ class CollectionStore(Backend):
                 with collection.lock:  # the state and the log's new segment in one moment
                     header, blob, version = collection.state()
                     journal.rotate()
+                check_room(self._dir / name, blob.nbytes + 64 * len(header["keys"]),
+                           f"snapshot collection {name!r}")  # fmt: skip
                 write_snapshot(self._dir / name / SNAPSHOT, header, blob)
                 journal.drop_through(int(header["seq"]))
             except OSError as e:
