@@ -111,11 +111,15 @@ class ClusterCatalog:
 
     def _place(self, entry: Entry, states: list[tuple[dict[str, Any], Any]] | None) -> None:
         spec = entry.spec
-        nodes = len([n for n in ray.nodes() if n["Alive"]])  # type: ignore[no-untyped-call]
-        if spec.replicas > nodes:
+        nodes = ray.nodes()  # type: ignore[no-untyped-call]
+        hosts = sum(
+            1 for n in nodes if n["Alive"] and n["Resources"].get("CPU", 0) >= BUNDLE["CPU"]
+        )
+        if spec.replicas > hosts:
             raise FailedPrecondition(
                 f"collection {spec.name!r} asks for {spec.replicas} replicas of each shard, "
-                f"on different nodes, but the cluster has {nodes} live node(s)"
+                f"on different nodes, but the cluster has {hosts} live node(s) that can hold "
+                "a replica (with CPUs)"
             )
         for i in range(spec.shards):
             strategy = "STRICT_SPREAD" if spec.replicas > 1 else "PACK"

@@ -16,7 +16,9 @@ sequence number) and then the writes made meanwhile, in order, before it counts 
 from __future__ import annotations
 
 import collections
+import fcntl
 import logging
+import random
 import shutil
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # How long a leader waits for a follower to make one write durable before it drops it.
 FOLLOW_TIMEOUT_S = 30.0
+# How many replicas of one node may snapshot at once.
+SNAPSHOTS_PER_NODE = 2
 # How many recent write ids a replica remembers, to apply a retried write once.
 REMEMBERED_WRITES = 4096
 
@@ -115,10 +119,21 @@ class ShardReplica:
         }
 
     def _save_every(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        # A random first wait, so that replicas made together do not all snapshot at once;
+        # and at most SNAPSHOTS_PER_NODE replicas of one node snapshot at the same time (a
+        # snapshot holds a second copy of the index in memory while it is written).
+        slot = (
+            self.folder.parents[2]
+            / f".snapshot-slot-{(self.shard + self.replica) % SNAPSHOTS_PER_NODE}"
+        )
+        wait = interval * random.uniform(0.5, 1.5)
+        while not self._stop.wait(wait):
+            wait = interval
             try:
-                self.store.save(self.collection)
-            except EmbedspaceServerError as e:  # the log still holds every write
+                with open(slot, "a") as held:
+                    fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+                    self.store.save(self.collection)
+            except (EmbedspaceServerError, OSError) as e:  # the log still holds every write
                 log.warning("shard %d replica %d not snapshotted: %s",
                             self.shard, self.replica, e)  # fmt: skip
 
