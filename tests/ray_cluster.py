@@ -1,48 +1,17 @@
-"""Ray clusters for the tests: several Ray nodes on this one machine, every one bound to
-127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is Ray's switch for one-host clusters; without
-it Ray advertises the machine's external address), and embedspace front ends on them.
-
-The head node has no CPUs, so shard replicas (which reserve a sliver of a CPU each) are
-placed on the workers only, and a test that removes a worker knows what it takes away. The
-GCS checks nodes twice a second, so a lost node is noticed in about 1.5 s.
-"""
+"""Ray clusters for the tests (embedspace_server.cluster.local: several Ray nodes on this
+one machine, on 127.0.0.1; replicas only on the workers, so a test that removes a worker
+knows what it takes away), and embedspace front ends on them."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+from embedspace_server.cluster.local import one_host_cluster as ray_cluster
 
 from .serve_process import BIN, ServeProcess
-
-SYSTEM_CONFIG = {
-    "health_check_initial_delay_ms": 0,
-    "health_check_period_ms": 500,
-    "health_check_failure_threshold": 3,
-}
-
-
-@contextmanager
-def ray_cluster(workers: int) -> Iterator[Any]:
-    """A `ray.cluster_utils.Cluster` with a head and `workers` worker nodes; shut down, with
-    every process it started, at the end."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "_system_config": SYSTEM_CONFIG},
-    )
-    try:
-        for _ in range(workers):
-            cluster.add_node(num_cpus=1)
-        yield cluster
-    finally:
-        cluster.shutdown()
 
 
 def front_end(cluster: Any, tmp_path: Path, name: str, dim: int = 16) -> ServeProcess:

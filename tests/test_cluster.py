@@ -127,6 +127,35 @@ def test_a_shard_with_no_live_replica_answers_unavailable_and_marks_searches(
         es.drop_collection("single")
 
 
+def test_a_replica_restarted_empty_serves_no_reads_until_synced(
+    cluster: Any, front_ends: list[Any]
+) -> None:
+    """No writes after the loss, so nothing but the catalog can tell the restarted (empty)
+    replica from the one that was in sync."""
+    with Client(front_ends[1].target, timeout=60) as es:
+        es.create_collection("quiet", "v", shards=1, replicas=2)
+        ids = [f"q{i}" for i in range(200)]
+        es.upsert("quiet", ids, vectors=vectors(ids))
+        placement = es.describe("quiet").placement
+        follower = next(r for r in placement if r.replica == 1)
+        cluster.remove_node(worker_of(cluster, follower.node))
+        cluster.add_node(num_cpus=1)
+        counts = []
+
+        def recovered() -> bool:
+            counts.append(len(es.search("quiet", vector("q3"), k=5)))
+            now = es.describe("quiet").placement
+            return all(r.live and r.count == 200 for r in now) and follower.node not in {
+                r.node for r in now
+            }
+
+        wait_for(recovered, 60, "the lost replica to be rebuilt elsewhere")
+        assert set(counts) == {5}, f"searches answered from an empty replica: {counts}"
+        for _ in range(10):  # both replicas serve reads in turn: each holds everything
+            assert [h.id for h in es.search("quiet", vector("q3"), k=1)] == ["q3"]
+        es.drop_collection("quiet")
+
+
 def test_a_node_lost_under_writes_loses_no_acknowledged_write(
     cluster: Any, front_ends: list[Any], tmp_path: Path
 ) -> None:

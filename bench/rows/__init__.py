@@ -1,5 +1,6 @@
 """The rows of the table, one module per measurement: latency (L), embed throughput (E, E',
-E8, B), search throughput (K, K', K2, K2', A), memory per vector (M), the int8 encoder (X).
+E8, B), search throughput (K, K', K2, K2', A), memory per vector (M), the int8 encoder (X),
+collections on a Ray cluster (R1, R2, R3, RS; only when --only names them).
 Rows measured from the same interleaved rounds share a module, so their ratios pair blocks
 of the same round. Each is given `Bench`, what every row needs."""
 

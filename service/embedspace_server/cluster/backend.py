@@ -23,6 +23,7 @@ from ..index.disk import storage_error
 from ..index.snapshot import read_snapshot, write_snapshot
 from .catalog import ClusterCatalog
 from .collection import RayCollection, _unwrapped
+from .replica import ReplicaSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,15 @@ class RayBackend(Backend):
                 num_cpus=0,
                 resources={"node:__internal_head__": 0.001},
             )
-            .remote(root, settings.snapshot_interval_s, CHECK_INTERVAL_S)
+            .remote(
+                ReplicaSettings(
+                    root,
+                    settings.snapshot_interval_s,
+                    settings.faiss_threads,
+                    settings.faiss_blas_threshold,
+                ),
+                CHECK_INTERVAL_S,
+            )
         )
         log.info("on the Ray cluster at %s (namespace %r); shard replicas keep their data "
                  "under %s on each node", settings.ray_address, settings.ray_namespace,

@@ -36,7 +36,7 @@ from ..errors import AlreadyExists, CollectionNotFound, FailedPrecondition
 from ..index.base import Spec
 from ..index.disk import write_atomic
 from ..types import Metric
-from .replica import ShardReplica, _gather
+from .replica import ReplicaSettings, ShardReplica, _gather
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,12 @@ class Entry:
 class ClusterCatalog:
     """The actor; see the module's docstring."""
 
-    def __init__(self, root: str, snapshot_interval_s: float, check_interval_s: float) -> None:
-        self.root = root
-        self.snapshot_interval_s = snapshot_interval_s
+    def __init__(self, settings: ReplicaSettings, check_interval_s: float) -> None:
+        self.settings = settings
         self.entries: dict[str, Entry] = {}
         self.lock = threading.Lock()  # guards `entries`
         self._saving = threading.Lock()
-        self.path = Path(root) / "catalog.json"
+        self.path = Path(settings.root) / "catalog.json"
         self._load()
         self._stop = threading.Event()
         threading.Thread(target=self._repair_every, args=(check_interval_s,), daemon=True).start()
@@ -137,7 +136,7 @@ class ClusterCatalog:
                     num_cpus=BUNDLE["CPU"],
                     scheduling_strategy=PlacementGroupSchedulingStrategy(group, j),
                 )
-                .remote(spec, i, j, self.root, self.snapshot_interval_s)
+                .remote(spec, i, j, self.settings)
                 for j in range(spec.replicas)
             ]
             entry.shards.append(Shard(replicas, followers=list(range(1, spec.replicas))))
@@ -285,7 +284,12 @@ class ClusterCatalog:
             shard.status = [a if isinstance(a, dict) else None for a in answers.values()]
             lead = None if shard.leader is None else shard.status[shard.leader]
             if lead is not None and lead["leading"] and lead["epoch"] == shard.epoch:
-                shard.followers = [j for j in lead["followers"] if shard.status[j] is not None]
+                # A follower counts while it is the incarnation the leader synced: one that
+                # Ray restarted (empty, on another node) is not in sync, whatever it answers.
+                shard.followers = [
+                    j for j, incarnation in lead["followers"].items()
+                    if (st := shard.status[j]) is not None and st["incarnation"] == incarnation
+                ]  # fmt: skip
                 shard.seq = max(shard.seq, lead["seq"])
             else:
                 self._elect(name, i, shard)

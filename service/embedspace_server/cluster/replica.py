@@ -21,6 +21,7 @@ import logging
 import random
 import shutil
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..arithmetic import Ranking
 from ..errors import EmbedspaceServerError, FailedPrecondition, Unavailable
 from ..index.base import Spec
 from ..index.collection import Collection
+from ..index.factory import configure_faiss
 from ..index.snapshot import collection_from_state
 from ..index.store import CollectionStore
 from ..index.wal import OP_DELETE, OP_UPSERT
@@ -69,6 +71,16 @@ class Write:
     epoch: int = 0
 
 
+@dataclass(frozen=True)
+class ReplicaSettings:
+    """What every replica takes from the front end that made the catalog."""
+
+    root: str  # ray_data_dir
+    snapshot_interval_s: float
+    faiss_threads: int
+    faiss_blas_threshold: int
+
+
 def replica_folder(root: str, node: str, name: str, shard: int, replica: int) -> Path:
     return Path(root) / node / name / f"shard-{shard}" / f"replica-{replica}"
 
@@ -77,12 +89,14 @@ class ShardReplica:
     """The actor (see the module's docstring); thread-safe: reads run concurrently, writes
     and syncs one at a time."""
 
-    def __init__(
-        self, spec: Spec, shard: int, replica: int, root: str, snapshot_interval_s: float
-    ) -> None:
+    def __init__(self, spec: Spec, shard: int, replica: int, settings: ReplicaSettings) -> None:
         self.shard, self.replica = shard, replica
         self.node = ray.get_runtime_context().get_node_id()
-        self.folder = replica_folder(root, self.node, spec.name, shard, replica)
+        # Each start of this actor (Ray restarts it elsewhere after its node is lost) is a
+        # new incarnation, in sync with nobody until a leader syncs it.
+        self.incarnation = uuid.uuid4().hex
+        configure_faiss(settings.faiss_threads, settings.faiss_blas_threshold)
+        self.folder = replica_folder(settings.root, self.node, spec.name, shard, replica)
         self.local_spec = replace(spec, shards=1, replicas=1)
         self.store = CollectionStore(self.folder)
         loaded, _ = self.store.load_all(quarantine=True)
@@ -97,12 +111,13 @@ class ShardReplica:
         self.epoch = 0
         self.leading = False
         self.followers: dict[int, Any] = {}  # replica number -> handle, in sync (leader only)
+        self.incarnations: dict[int, str] = {}  # of the followers, as they were synced
         self.catching_up: dict[int, list[Write]] = {}  # writes to send once a sync is loaded
         self.recent: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._writes = threading.Lock()
         self._stop = threading.Event()
         self._saver = threading.Thread(
-            target=self._save_every, args=(snapshot_interval_s,), daemon=True
+            target=self._save_every, args=(settings.snapshot_interval_s,), daemon=True
         )
         self._saver.start()
 
@@ -115,7 +130,8 @@ class ShardReplica:
             "count": len(self.collection),
             "epoch": self.epoch,
             "leading": self.leading,
-            "followers": sorted(self.followers),
+            "incarnation": self.incarnation,
+            "followers": {i: self.incarnations[i] for i in self.followers},
         }
 
     def _save_every(self, interval: float) -> None:
@@ -144,17 +160,20 @@ class ShardReplica:
         (the others are synced later); returns the followers."""
         with self._writes:
             self.epoch, self.leading = epoch, True
-            seqs = _gather({i: peer.fence.remote(epoch) for i, peer in peers.items()}, 10.0)
-            self.followers = {i: peers[i] for i, s in seqs.items() if s == self.collection.seq}
+            fenced = _gather({i: peer.fence.remote(epoch) for i, peer in peers.items()}, 10.0)
+            same = {i: f for i, f in fenced.items() if isinstance(f, tuple)}
+            same = {i: f for i, f in same.items() if f[0] == self.collection.seq}
+            self.followers = {i: peers[i] for i in same}
+            self.incarnations = {i: f[1] for i, f in same.items()}
             return sorted(self.followers)
 
-    def fence(self, epoch: int) -> int:
+    def fence(self, epoch: int) -> tuple[int, str]:
         """Follows the leader of `epoch` from now on, refusing earlier leaders' writes;
-        returns this replica's seq."""
+        returns this replica's seq and incarnation."""
         with self._writes:
             self.epoch = max(self.epoch, epoch)
             self.leading = False
-            return self.collection.seq
+            return self.collection.seq, self.incarnation
 
     def write(self, w: Write) -> UpsertResult | int:
         """Applies a write as the shard's leader and forwards it to the followers."""
@@ -185,6 +204,7 @@ class ShardReplica:
                 log.warning("shard %d: replica %d dropped from the followers: %s",
                             self.shard, i, answer)  # fmt: skip
                 del self.followers[i]
+                self.incarnations.pop(i, None)
                 if isinstance(answer, NotLeader):  # a later leader fenced this one
                     self.leading = False
 
@@ -195,17 +215,19 @@ class ShardReplica:
             if not self.leading:
                 raise NotLeader(f"replica {self.replica} of shard {self.shard} does not lead it")
             self.followers.pop(i, None)
+            self.incarnations.pop(i, None)
             header, blob, _ = self.collection.state()
             self.catching_up[i] = []
             recent = dict(self.recent)
             epoch = self.epoch
         try:
-            ray.get(peer.load.remote(header, blob, recent, epoch))
+            incarnation = ray.get(peer.load.remote(header, blob, recent, epoch))
             with self._writes:
                 for w in self.catching_up[i]:
                     ray.get(peer.follow.remote(w), timeout=FOLLOW_TIMEOUT_S)
                 if self.leading and self.epoch == epoch:
                     self.followers[i] = peer
+                    self.incarnations[i] = incarnation
                 return self.collection.seq
         finally:
             with self._writes:
@@ -227,8 +249,9 @@ class ShardReplica:
                                 f"was sent {w.seq}")  # fmt: skip
             self._remember(w.id, self._apply(w))
 
-    def load(self, header: dict[str, Any], blob: Any, recent: dict[str, Any], epoch: int) -> None:
-        """Replaces this replica's collection with a leader's copy."""
+    def load(self, header: dict[str, Any], blob: Any, recent: dict[str, Any], epoch: int) -> str:
+        """Replaces this replica's collection with a leader's copy; returns the incarnation
+        that holds it."""
         fresh = collection_from_state(header, blob)
         with self._writes:
             self.store.drop(self.collection)
@@ -237,6 +260,7 @@ class ShardReplica:
             self.recent = collections.OrderedDict(recent)
             self.epoch, self.leading = epoch, False
             self.followers.clear()
+            return self.incarnation
 
     def _apply(self, w: Write) -> UpsertResult | int:
         if w.op == OP_UPSERT:
