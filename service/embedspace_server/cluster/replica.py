@@ -255,7 +255,7 @@ class ShardReplica:
         fresh = collection_from_state(header, blob)
         with self._writes:
             self.store.drop(self.collection)
-            self.store.create(fresh)
+            self.store.create(fresh, (header, blob))
             self.collection = fresh
             self.recent = collections.OrderedDict(recent)
             self.epoch, self.leading = epoch, False

@@ -20,6 +20,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ..errors import AlreadyExists, DamagedData, FailedPrecondition
 from .base import NAME_RE, Backend, Spec, VectorCollection
@@ -164,9 +165,13 @@ class CollectionStore(Backend):
         self._journals[name] = journal
         collection.journal = journal
 
-    def create(self, collection: VectorCollection) -> None:
+    def create(
+        self, collection: VectorCollection, state: tuple[dict[str, Any], Any] | None = None
+    ) -> None:
         """Writes a new collection's folder and first snapshot, and starts its log. The
-        folder is built under tmp/ and renamed into place: all of it or nothing."""
+        folder is built under tmp/ and renamed into place: all of it or nothing. `state`:
+        the collection's header and index bytes when the caller has them already (a copy
+        received from elsewhere), so that the index is not serialized again."""
         collection = _local(collection)
         name = collection.spec.name
         with self._lock:
@@ -179,7 +184,10 @@ class CollectionStore(Backend):
             staging = self._tmp / f"create-{name}-{uuid.uuid4().hex}"
             try:
                 staging.mkdir(parents=True)
-                header, blob, version = collection.state()
+                if state is None:
+                    header, blob, version = collection.state()
+                else:
+                    (header, blob), version = state, collection.version
                 write_snapshot(staging / SNAPSHOT, header, blob)
                 os.rename(staging, folder)
                 fsync_dir(self._dir)
