@@ -4,8 +4,7 @@ replicas, which reserve a sliver of a CPU each, land on the workers only), and t
 nodes twice a second, so a lost node is declared in about 1.5 s.
 
 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is Ray's switch for one-host clusters: without it Ray
-advertises the machine's external address. It must be set before ray is imported, which
-importing this module does.
+advertises the machine's external address. Importing this module sets it.
 """
 
 from __future__ import annotations
@@ -31,11 +30,9 @@ def one_host_cluster(workers: int) -> Iterator[Any]:
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
-    if ray_constants.ENABLE_RAY_CLUSTER:
-        raise RuntimeError(
-            "ray was imported before RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; the nodes "
-            "would not bind 127.0.0.1: import embedspace_server.cluster.local first"
-        )
+    # Ray reads the switch when it is imported; this process may have imported it before
+    # this module set it (the node processes read it from the environment).
+    ray_constants.ENABLE_RAY_CLUSTER = False
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": SYSTEM_CONFIG}
     )
