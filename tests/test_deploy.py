@@ -63,16 +63,22 @@ def dockerfile() -> dict[str, Any]:
     }
 
 
+def validation_errors(docs: list[tuple[str, dict[str, Any]]], version: str) -> list[str]:
+    """What kubernetes-validate finds wrong in each (name, document), strictly."""
+    errors = []
+    for name, doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            where = ".".join(str(part) for part in e.absolute_path)
+            errors.append(f"{name}: {doc['kind']} {where}: {e.message}")
+    return errors
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(version: str) -> None:
-    errors = []
-    for name, docs in manifests().items():
-        for doc in docs:
-            try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as e:
-                where = ".".join(str(part) for part in e.absolute_path)
-                errors.append(f"{name}: {doc['kind']} {where}: {e.message}")
+    docs = [(name, doc) for name, docs in manifests().items() for doc in docs]
+    errors = validation_errors(docs, version)
     assert not errors, f"not valid Kubernetes {version}:\n" + "\n".join(errors)
 
 

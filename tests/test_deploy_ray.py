@@ -13,12 +13,11 @@ import shlex
 import tomllib
 from typing import Any
 
-import kubernetes_validate
 import pytest
 from embedspace_server.config import Settings, load_settings
 
 from .conftest import REPO
-from .test_deploy import VERSIONS, dockerfile, documents
+from .test_deploy import VERSIONS, dockerfile, documents, validation_errors
 
 RAY = REPO / "deploy" / "ray"
 GIB = 2**30
@@ -172,13 +171,7 @@ def test_the_service_and_the_pod_templates_are_valid_kubernetes(version: str) ->
         )
         for name, template in groups.items()
     ]
-    errors = []
-    for where, doc in docs:
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as e:
-            path = ".".join(str(part) for part in e.absolute_path)
-            errors.append(f"{where}: {path}: {e.message}")
+    errors = validation_errors(docs, version)
     assert not errors, f"not valid Kubernetes {version}:\n" + "\n".join(errors)
 
 
