@@ -136,3 +136,17 @@ def test_a_restarted_catalog_finds_its_collections_again(ray_server, collection_
         assert es.search(collection_name, vectors[0], k=2)[0].id in ("c0", "new")
         assert es.describe(collection_name).count == 51
         es.drop_collection(collection_name)
+
+
+def test_ray_address_without_ray_installed_says_what_to_install(monkeypatch, tmp_path) -> None:
+    import sys
+
+    from embedspace_server.config import Settings
+    from embedspace_server.errors import FailedPrecondition as NotReady
+    from embedspace_server.server import make_backend
+
+    for name in [m for m in sys.modules if m.startswith("embedspace_server.cluster")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets without the extra
+    with pytest.raises(NotReady, match=r"embedspace\[server,ray\]"):
+        make_backend(Settings(data_dir=tmp_path, ray_address="auto"))

@@ -82,8 +82,13 @@ def load_encoders(settings: Settings) -> list[Encoder]:
 def make_backend(s: Settings) -> Backend:
     """The data directory, or with `ray_address` the Ray cluster's shard replicas."""
     if s.ray_address:
-        from .cluster.backend import RayBackend  # the `ray` extra, only when asked for
-
+        try:
+            from .cluster.backend import RayBackend  # the `ray` extra, only when asked for
+        except ImportError as e:
+            raise FailedPrecondition(
+                f"ray_address is {s.ray_address!r} but Ray cannot be imported ({e}): install "
+                "the extra, pip install 'embedspace[server,ray]'"
+            ) from None
         return RayBackend(s)
     return CollectionStore(s.data_dir)
 
