@@ -108,7 +108,7 @@ def test_a_shard_with_no_live_replica_answers_unavailable_and_marks_searches(
             wait_for(lambda: not live_replicas(es, "single")[lost.shard], 30, "the shard to go")
             from embedspace_server.cluster.collection import shard_of
 
-            gone = [i for i in ids if shard_of(i, 3) in on_lost]
+            gone = [i for i in ids if shard_of(i, 3) == lost.shard]
             kept = [i for i in ids if shard_of(i, 3) not in on_lost]
             with pytest.raises(Unavailable) as e:
                 es.get("single", gone[:1])
@@ -122,6 +122,9 @@ def test_a_shard_with_no_live_replica_answers_unavailable_and_marks_searches(
             with pytest.raises(Unavailable):
                 es.upsert("single", gone[:1], vectors=vectors(gone[:1]))
             es.upsert("single", kept[:5], vectors=vectors(kept[:5]))  # the rest takes writes
+            es.create_collection("beside", "v")  # other collections are untouched by it
+            assert {c.name for c in es.collections()} == {"beside", "single"}
+            es.drop_collection("beside")
         finally:
             cluster.add_node(num_cpus=1)
         es.drop_collection("single")

@@ -87,7 +87,11 @@ class RayBackend(Backend):
 
     def refresh(self, known: Mapping[str, VectorCollection]) -> dict[str, VectorCollection]:
         specs = _unwrapped(self.catalog.specs.remote())
-        return {s.name: known.get(s.name) or RayCollection(s, self.catalog) for s in specs}
+        # `in`, not `or`: a collection's truth is its length, which asks every shard.
+        return {
+            s.name: known[s.name] if s.name in known else RayCollection(s, self.catalog)
+            for s in specs
+        }
 
     def new(self, spec: Spec) -> VectorCollection:
         return PendingCollection(spec, self.catalog, None)
