@@ -18,7 +18,7 @@ $(VENV)/.installed-server: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[server,ray,dev]'
+	$(BIN)/pip install --quiet -e '.[server,ray,files,dev]'
 	touch $@ $(VENV)/.installed-server
 
 setup: $(VENV)/.installed-dev

@@ -2,7 +2,8 @@
 
 Stable: it is part of the v1 contract (proto/embedspace/v1), and changes only with it.
 
-Vectors travel as packed little-endian float32 with their dimension (`Vector`), tensors as
+Vectors travel as packed little-endian float32 with their dimension, or as a list of floats
+(`Vector`: `data` or `values`, one of the two), tensors as
 packed float32 with their shape (`Tensor`), metadata and record fields as `Value`s (str, int,
 float or bool). `numpy.frombuffer` reads vectors without a copy or a Python loop. Malformed
 messages raise ValueError, values of an unsupported type TypeError; each side maps them to
@@ -31,6 +32,7 @@ __all__ = [
     "unpack",
     "unpack_rows",
     "unpack_tensor",
+    "uses_values",
 ]
 
 Scalar: TypeAlias = str | int | float | bool
@@ -39,29 +41,53 @@ FloatArray: TypeAlias = npt.NDArray[np.float32]
 _F32 = np.dtype("<f4")
 
 
-def pack(array: npt.ArrayLike) -> pb.Vector:
-    """A one-dimensional array as a Vector message."""
+def pack(array: npt.ArrayLike, *, values: bool = False) -> pb.Vector:
+    """A one-dimensional array as a Vector message: packed bytes, or a list of floats
+    (`values`)."""
     vec = np.asarray(array)
     if vec.ndim != 1:
         raise ValueError(f"a vector must be one-dimensional; got shape {vec.shape}")
+    if values:
+        return pb.Vector(dim=vec.shape[0], values=vec.astype(_F32, copy=False).tolist())
     return pb.Vector(dim=vec.shape[0], data=vec.astype(_F32, copy=False).tobytes())
 
 
+def uses_values(vector: pb.Vector) -> bool:
+    """Whether a Vector message carries its values as a list rather than packed bytes."""
+    return len(vector.values) > 0
+
+
 def unpack(vector: pb.Vector) -> FloatArray:
-    """A Vector message as a read-only float32 array (no copy)."""
+    """A Vector message as a read-only float32 array (no copy for packed bytes)."""
+    if vector.values:
+        if vector.data:
+            raise ValueError("a vector gives both data and values; give one")
+        if vector.dim not in (0, len(vector.values)):
+            raise ValueError(
+                f"vector says dimension {vector.dim} but carries {len(vector.values)} values"
+            )
+        out: FloatArray = np.array(vector.values, _F32)
+        out.flags.writeable = False
+        return out
     if len(vector.data) != 4 * vector.dim:
         raise ValueError(
             f"vector says dimension {vector.dim} but carries {len(vector.data)} bytes "
             f"(expected {4 * vector.dim})"
         )
-    out: FloatArray = np.frombuffer(vector.data, _F32)
-    return out
+    packed: FloatArray = np.frombuffer(vector.data, _F32)
+    return packed
 
 
 def unpack_rows(vectors: list[pb.Vector] | tuple[pb.Vector, ...]) -> FloatArray:
     """Vectors of one dimension stacked into a (n, dim) float32 matrix."""
     if not vectors:
         return np.zeros((0, 0), np.float32)
+    if any(uses_values(v) for v in vectors):
+        rows = [unpack(v) for v in vectors]
+        lengths = sorted({len(r) for r in rows})
+        if len(lengths) != 1:
+            raise ValueError(f"vectors of different dimensions: {lengths}")
+        return np.stack(rows)
     dims = {v.dim for v in vectors}
     if len(dims) != 1:
         raise ValueError(f"vectors of different dimensions: {sorted(dims)}")

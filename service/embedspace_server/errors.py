@@ -8,7 +8,13 @@ class EmbedspaceServerError(Exception):
 
 
 class InvalidInput(EmbedspaceServerError):
-    """The request is malformed: wrong kind, shape, dimension, range or type."""
+    """The request is malformed: wrong kind, shape, dimension, range or type. `field` names
+    the offending request field as a path (`points[3].vector`, `k`) where it is known; it
+    travels to the caller as a BadRequest field violation."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(EmbedspaceServerError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TypeAlias
 
 import numpy as np
@@ -136,6 +138,31 @@ class StoredItem:
     id: str
     vector: FloatArray
     metadata: Metadata
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """A backup in the server's backup folder."""
+
+    backup: str
+    path: Path
+    count: int
+    collection: str
+    encoder: str
+    bytes: int
+    created: datetime  # UTC
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class RejectedPoint:
+    """A point a bulk upsert left out: which message of the stream, which point in it."""
+
+    request: int
+    point: int
+    id: str
+    field: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -6,6 +9,12 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class VectorForm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VECTOR_FORM_UNSPECIFIED: _ClassVar[VectorForm]
+    VECTOR_FORM_PACKED: _ClassVar[VectorForm]
+    VECTOR_FORM_VALUES: _ClassVar[VectorForm]
 
 class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +36,9 @@ class AnalogyMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ANALOGY_METHOD_UNSPECIFIED: _ClassVar[AnalogyMethod]
     ANALOGY_METHOD_ADD: _ClassVar[AnalogyMethod]
     ANALOGY_METHOD_MUL: _ClassVar[AnalogyMethod]
+VECTOR_FORM_UNSPECIFIED: VectorForm
+VECTOR_FORM_PACKED: VectorForm
+VECTOR_FORM_VALUES: VectorForm
 METRIC_UNSPECIFIED: Metric
 METRIC_COSINE: Metric
 METRIC_DOT: Metric
@@ -41,12 +53,14 @@ ANALOGY_METHOD_ADD: AnalogyMethod
 ANALOGY_METHOD_MUL: AnalogyMethod
 
 class Vector(_message.Message):
-    __slots__ = ("dim", "data")
+    __slots__ = ("dim", "data", "values")
     DIM_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     dim: int
     data: bytes
-    def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, dim: _Optional[int] = ..., data: _Optional[bytes] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Tensor(_message.Message):
     __slots__ = ("shape", "data")
@@ -169,12 +183,14 @@ class ListEncodersResponse(_message.Message):
     def __init__(self, encoders: _Optional[_Iterable[_Union[EncoderInfo, _Mapping]]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("encoder", "items")
+    __slots__ = ("encoder", "items", "vector_form")
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FORM_FIELD_NUMBER: _ClassVar[int]
     encoder: str
     items: _containers.RepeatedCompositeFieldContainer[Item]
-    def __init__(self, encoder: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+    vector_form: VectorForm
+    def __init__(self, encoder: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., vector_form: _Optional[_Union[VectorForm, str]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("vectors",)
@@ -183,7 +199,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "encoder", "index", "metric", "search_params", "shards", "replicas")
+    __slots__ = ("collection", "encoder", "index", "metric", "search_params", "shards", "replicas")
     class SearchParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -191,21 +207,21 @@ class CreateCollectionRequest(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
-    NAME_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
-    name: str
+    collection: str
     encoder: str
     index: str
     metric: Metric
     search_params: _containers.ScalarMap[str, float]
     shards: int
     replicas: int
-    def __init__(self, name: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., index: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., search_params: _Optional[_Mapping[str, float]] = ..., shards: _Optional[int] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class ReplicaInfo(_message.Message):
     __slots__ = ("shard", "replica", "node", "live", "seq", "count")
@@ -267,46 +283,66 @@ class ListCollectionsResponse(_message.Message):
     def __init__(self, collections: _Optional[_Iterable[_Union[CollectionInfo, _Mapping]]] = ...) -> None: ...
 
 class DescribeCollectionRequest(_message.Message):
-    __slots__ = ("name",)
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
-    __slots__ = ("name",)
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class DropCollectionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class BackupRequest(_message.Message):
-    __slots__ = ("collection", "name")
+    __slots__ = ("collection", "backup")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
     collection: str
-    name: str
-    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    backup: str
+    def __init__(self, collection: _Optional[str] = ..., backup: _Optional[str] = ...) -> None: ...
 
-class BackupResponse(_message.Message):
-    __slots__ = ("name", "path", "count")
-    NAME_FIELD_NUMBER: _ClassVar[int]
+class BackupInfo(_message.Message):
+    __slots__ = ("backup", "path", "count", "collection", "encoder", "bytes", "created", "shards")
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
-    name: str
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    backup: str
     path: str
     count: int
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    collection: str
+    encoder: str
+    bytes: int
+    created: _timestamp_pb2.Timestamp
+    shards: int
+    def __init__(self, backup: _Optional[str] = ..., path: _Optional[str] = ..., count: _Optional[int] = ..., collection: _Optional[str] = ..., encoder: _Optional[str] = ..., bytes: _Optional[int] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shards: _Optional[int] = ...) -> None: ...
+
+class ListBackupsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListBackupsResponse(_message.Message):
+    __slots__ = ("backups",)
+    BACKUPS_FIELD_NUMBER: _ClassVar[int]
+    backups: _containers.RepeatedCompositeFieldContainer[BackupInfo]
+    def __init__(self, backups: _Optional[_Iterable[_Union[BackupInfo, _Mapping]]] = ...) -> None: ...
 
 class RestoreRequest(_message.Message):
-    __slots__ = ("name", "collection")
-    NAME_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("backup", "collection")
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    name: str
+    backup: str
     collection: str
-    def __init__(self, name: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+    def __init__(self, backup: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class UpsertPoint(_message.Message):
     __slots__ = ("id", "item", "vector", "metadata")
@@ -343,13 +379,41 @@ class UpsertResponse(_message.Message):
     replaced: int
     def __init__(self, inserted: _Optional[int] = ..., replaced: _Optional[int] = ...) -> None: ...
 
+class RejectedPoint(_message.Message):
+    __slots__ = ("request", "point", "id", "field", "reason")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request: int
+    point: int
+    id: str
+    field: str
+    reason: str
+    def __init__(self, request: _Optional[int] = ..., point: _Optional[int] = ..., id: _Optional[str] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UpsertStreamResponse(_message.Message):
+    __slots__ = ("inserted", "replaced", "rejected", "requests")
+    INSERTED_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    inserted: int
+    replaced: int
+    rejected: _containers.RepeatedCompositeFieldContainer[RejectedPoint]
+    requests: int
+    def __init__(self, inserted: _Optional[int] = ..., replaced: _Optional[int] = ..., rejected: _Optional[_Iterable[_Union[RejectedPoint, _Mapping]]] = ..., requests: _Optional[int] = ...) -> None: ...
+
 class GetRequest(_message.Message):
-    __slots__ = ("collection", "ids")
+    __slots__ = ("collection", "ids", "vector_form")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FORM_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    vector_form: VectorForm
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., vector_form: _Optional[_Union[VectorForm, str]] = ...) -> None: ...
 
 class StoredItem(_message.Message):
     __slots__ = ("id", "vector", "metadata")
@@ -369,28 +433,59 @@ class StoredItem(_message.Message):
     def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., metadata: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "missing_ids")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_IDS_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[StoredItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ...) -> None: ...
+    missing_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ..., missing_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ScanRequest(_message.Message):
-    __slots__ = ("collection", "offset", "limit")
+    __slots__ = ("collection", "limit", "page_token", "with_vectors", "with_metadata", "vector_form")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WITH_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    WITH_METADATA_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FORM_FIELD_NUMBER: _ClassVar[int]
     collection: str
-    offset: int
     limit: int
-    def __init__(self, collection: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_token: str
+    with_vectors: bool
+    with_metadata: bool
+    vector_form: VectorForm
+    def __init__(self, collection: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., with_vectors: _Optional[bool] = ..., with_metadata: _Optional[bool] = ..., vector_form: _Optional[_Union[VectorForm, str]] = ...) -> None: ...
 
 class ScanResponse(_message.Message):
-    __slots__ = ("items", "total")
+    __slots__ = ("items", "total", "next_page_token")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[StoredItem]
     total: int
-    def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[StoredItem, _Mapping]]] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountRequest(_message.Message):
+    __slots__ = ("collection", "where")
+    class WhereEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    where: _containers.MessageMap[str, Value]
+    def __init__(self, collection: _Optional[str] = ..., where: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+
+class CountResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("collection", "ids")
@@ -463,19 +558,59 @@ class SearchResponse(_message.Message):
     missing_shards: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class SearchBatchRequest(_message.Message):
+    __slots__ = ("collection", "queries", "k", "min_score", "exclude", "where", "search_params")
+    class WhereEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    class SearchParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    k: int
+    min_score: float
+    exclude: _containers.RepeatedScalarFieldContainer[str]
+    where: _containers.MessageMap[str, Value]
+    search_params: _containers.ScalarMap[str, float]
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., k: _Optional[int] = ..., min_score: _Optional[float] = ..., exclude: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, Value]] = ..., search_params: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class SearchBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResponse, _Mapping]]] = ...) -> None: ...
+
 class DistanceRequest(_message.Message):
-    __slots__ = ("space", "a", "b", "metric", "matrix")
-    SPACE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("collection", "encoder", "a", "b", "metric", "matrix")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     A_FIELD_NUMBER: _ClassVar[int]
     B_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     MATRIX_FIELD_NUMBER: _ClassVar[int]
-    space: str
+    collection: str
+    encoder: str
     a: _containers.RepeatedCompositeFieldContainer[Query]
     b: _containers.RepeatedCompositeFieldContainer[Query]
     metric: Metric
     matrix: bool
-    def __init__(self, space: _Optional[str] = ..., a: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., b: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., metric: _Optional[_Union[Metric, str]] = ..., matrix: _Optional[bool] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., a: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., b: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., metric: _Optional[_Union[Metric, str]] = ..., matrix: _Optional[bool] = ...) -> None: ...
 
 class DistanceResponse(_message.Message):
     __slots__ = ("distances", "rows", "cols", "metric")
@@ -490,18 +625,20 @@ class DistanceResponse(_message.Message):
     def __init__(self, distances: _Optional[_Iterable[float]] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ...) -> None: ...
 
 class MostSimilarRequest(_message.Message):
-    __slots__ = ("collection", "positive", "negative", "k", "method")
+    __slots__ = ("collection", "positive", "negative", "k", "method", "vector_form")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FORM_FIELD_NUMBER: _ClassVar[int]
     collection: str
     positive: _containers.RepeatedCompositeFieldContainer[WeightedQuery]
     negative: _containers.RepeatedCompositeFieldContainer[WeightedQuery]
     k: int
     method: AnalogyMethod
-    def __init__(self, collection: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., k: _Optional[int] = ..., method: _Optional[_Union[AnalogyMethod, str]] = ...) -> None: ...
+    vector_form: VectorForm
+    def __init__(self, collection: _Optional[str] = ..., positive: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., negative: _Optional[_Iterable[_Union[WeightedQuery, _Mapping]]] = ..., k: _Optional[int] = ..., method: _Optional[_Union[AnalogyMethod, str]] = ..., vector_form: _Optional[_Union[VectorForm, str]] = ...) -> None: ...
 
 class MostSimilarResponse(_message.Message):
     __slots__ = ("neighbors", "vector", "missing_shards")
@@ -514,12 +651,14 @@ class MostSimilarResponse(_message.Message):
     def __init__(self, neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., missing_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DoesntMatchRequest(_message.Message):
-    __slots__ = ("space", "items")
-    SPACE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("collection", "encoder", "items")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
-    space: str
+    collection: str
+    encoder: str
     items: _containers.RepeatedCompositeFieldContainer[Query]
-    def __init__(self, space: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
 
 class DoesntMatchResponse(_message.Message):
     __slots__ = ("index", "similarities")
@@ -530,18 +669,22 @@ class DoesntMatchResponse(_message.Message):
     def __init__(self, index: _Optional[int] = ..., similarities: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class MeanVectorRequest(_message.Message):
-    __slots__ = ("space", "items", "weights", "pre_normalize", "post_normalize")
-    SPACE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("collection", "encoder", "items", "weights", "pre_normalize", "post_normalize", "vector_form")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     PRE_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
     POST_NORMALIZE_FIELD_NUMBER: _ClassVar[int]
-    space: str
+    VECTOR_FORM_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    encoder: str
     items: _containers.RepeatedCompositeFieldContainer[Query]
     weights: _containers.RepeatedScalarFieldContainer[float]
     pre_normalize: bool
     post_normalize: bool
-    def __init__(self, space: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., pre_normalize: _Optional[bool] = ..., post_normalize: _Optional[bool] = ...) -> None: ...
+    vector_form: VectorForm
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., weights: _Optional[_Iterable[float]] = ..., pre_normalize: _Optional[bool] = ..., post_normalize: _Optional[bool] = ..., vector_form: _Optional[_Union[VectorForm, str]] = ...) -> None: ...
 
 class MeanVectorResponse(_message.Message):
     __slots__ = ("vector",)

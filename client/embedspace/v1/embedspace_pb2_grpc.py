@@ -67,7 +67,12 @@ class EmbedspaceStub:
         self.Backup = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Backup',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.SerializeToString,
-                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.FromString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.BackupInfo.FromString,
+                _registered_method=True)
+        self.ListBackups = channel.unary_unary(
+                '/embedspace.v1.Embedspace/ListBackups',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.ListBackupsRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ListBackupsResponse.FromString,
                 _registered_method=True)
         self.Restore = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Restore',
@@ -79,6 +84,11 @@ class EmbedspaceStub:
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertResponse.FromString,
                 _registered_method=True)
+        self.UpsertStream = channel.stream_unary(
+                '/embedspace.v1.Embedspace/UpsertStream',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertStreamResponse.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Get',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.GetRequest.SerializeToString,
@@ -89,6 +99,11 @@ class EmbedspaceStub:
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.ScanRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ScanResponse.FromString,
                 _registered_method=True)
+        self.Count = channel.unary_unary(
+                '/embedspace.v1.Embedspace/Count',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.CountRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.CountResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Delete',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.DeleteRequest.SerializeToString,
@@ -98,6 +113,11 @@ class EmbedspaceStub:
                 '/embedspace.v1.Embedspace/Search',
                 request_serializer=embedspace_dot_v1_dot_embedspace__pb2.SearchRequest.SerializeToString,
                 response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.SearchResponse.FromString,
+                _registered_method=True)
+        self.SearchBatch = channel.unary_unary(
+                '/embedspace.v1.Embedspace/SearchBatch',
+                request_serializer=embedspace_dot_v1_dot_embedspace__pb2.SearchBatchRequest.SerializeToString,
+                response_deserializer=embedspace_dot_v1_dot_embedspace__pb2.SearchBatchResponse.FromString,
                 _registered_method=True)
         self.Distance = channel.unary_unary(
                 '/embedspace.v1.Embedspace/Distance',
@@ -175,6 +195,13 @@ class EmbedspaceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListBackups(self, request, context):
+        """The backups in the server's backup folder, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Restore(self, request, context):
         """Creates a collection from a backup.
         """
@@ -183,20 +210,39 @@ class EmbedspaceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Upsert(self, request, context):
-        """Inserts or replaces items by id.
+        """Inserts or replaces items by id: all of the request's points, or none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertStream(self, request_iterator, context):
+        """Bulk loading: a stream of upserts, each applied (durably) as it arrives. A point
+        that fails validation is left out and reported in the response, and the rest of its
+        message is applied; an error that is not one point's (an unknown collection, a full
+        disk) ends the stream with its status, and the messages before it stay applied.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The stored items of some ids; ids that are not stored are listed apart, not an error
+        (as Delete ignores them).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Scan(self, request, context):
-        """Pages through a collection's items in insertion order.
+        """Pages through a collection's items in id order, with a page token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Count(self, request, context):
+        """How many items a collection holds (matching a metadata filter, if given).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,6 +256,13 @@ class EmbedspaceServicer:
 
     def Search(self, request, context):
         """Nearest neighbours of one query, best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchBatch(self, request, context):
+        """Nearest neighbours of many queries with the same parameters, in one FAISS call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,7 +340,12 @@ def add_EmbedspaceServicer_to_server(servicer, server):
             'Backup': grpc.unary_unary_rpc_method_handler(
                     servicer.Backup,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.FromString,
-                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.SerializeToString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.BackupInfo.SerializeToString,
+            ),
+            'ListBackups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackups,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ListBackupsRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.ListBackupsResponse.SerializeToString,
             ),
             'Restore': grpc.unary_unary_rpc_method_handler(
                     servicer.Restore,
@@ -299,6 +357,11 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertResponse.SerializeToString,
             ),
+            'UpsertStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.UpsertStream,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.UpsertStreamResponse.SerializeToString,
+            ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.GetRequest.FromString,
@@ -309,6 +372,11 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.ScanRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.ScanResponse.SerializeToString,
             ),
+            'Count': grpc.unary_unary_rpc_method_handler(
+                    servicer.Count,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.CountRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.CountResponse.SerializeToString,
+            ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.DeleteRequest.FromString,
@@ -318,6 +386,11 @@ def add_EmbedspaceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.SearchRequest.FromString,
                     response_serializer=embedspace_dot_v1_dot_embedspace__pb2.SearchResponse.SerializeToString,
+            ),
+            'SearchBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchBatch,
+                    request_deserializer=embedspace_dot_v1_dot_embedspace__pb2.SearchBatchRequest.FromString,
+                    response_serializer=embedspace_dot_v1_dot_embedspace__pb2.SearchBatchResponse.SerializeToString,
             ),
             'Distance': grpc.unary_unary_rpc_method_handler(
                     servicer.Distance,
@@ -533,7 +606,34 @@ class Embedspace:
             target,
             '/embedspace.v1.Embedspace/Backup',
             embedspace_dot_v1_dot_embedspace__pb2.BackupRequest.SerializeToString,
-            embedspace_dot_v1_dot_embedspace__pb2.BackupResponse.FromString,
+            embedspace_dot_v1_dot_embedspace__pb2.BackupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBackups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/ListBackups',
+            embedspace_dot_v1_dot_embedspace__pb2.ListBackupsRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.ListBackupsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -599,6 +699,33 @@ class Embedspace:
             _registered_method=True)
 
     @staticmethod
+    def UpsertStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/embedspace.v1.Embedspace/UpsertStream',
+            embedspace_dot_v1_dot_embedspace__pb2.UpsertRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.UpsertStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Get(request,
             target,
             options=(),
@@ -653,6 +780,33 @@ class Embedspace:
             _registered_method=True)
 
     @staticmethod
+    def Count(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/Count',
+            embedspace_dot_v1_dot_embedspace__pb2.CountRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.CountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Delete(request,
             target,
             options=(),
@@ -696,6 +850,33 @@ class Embedspace:
             '/embedspace.v1.Embedspace/Search',
             embedspace_dot_v1_dot_embedspace__pb2.SearchRequest.SerializeToString,
             embedspace_dot_v1_dot_embedspace__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedspace.v1.Embedspace/SearchBatch',
+            embedspace_dot_v1_dot_embedspace__pb2.SearchBatchRequest.SerializeToString,
+            embedspace_dot_v1_dot_embedspace__pb2.SearchBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,10 +3,15 @@
 isort:skip_file
 The embedspace contract, version 1.
 
-Vectors travel as packed little-endian float32 bytes with their dimension
-(see Vector). Errors use the standard gRPC status codes: NOT_FOUND for an
-unknown encoder, collection or id; INVALID_ARGUMENT for bad input;
-ALREADY_EXISTS for a collection that exists; FAILED_PRECONDITION when the
+Names: a field that names a collection is always `collection` (`collections`
+for several), one that names an encoder `encoder`, one that names a backup
+`backup`. Vectors travel as packed little-endian float32 bytes with their
+dimension, or as a list of floats (see Vector). Errors use the standard gRPC
+status codes: NOT_FOUND for an unknown encoder, collection or backup, and for
+a query naming an unknown stored id; INVALID_ARGUMENT for bad input, with a
+google.rpc.BadRequest in the status details (the grpc-status-details-bin
+trailer) whose field violation names the offending field, as
+`points[3].vector`; ALREADY_EXISTS for a collection that exists; FAILED_PRECONDITION when the
 request cannot be served in the current state (an index type that cannot
 delete, an encoder that is not loaded, shards or replicas asked of a server
 that is not on a Ray cluster); INTERNAL only for bugs.
@@ -48,20 +53,35 @@ class EmbedspaceStub:
     ListCollections: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.ListCollectionsRequest, _embedspace_pb2.ListCollectionsResponse]
     DescribeCollection: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DescribeCollectionRequest, _embedspace_pb2.CollectionInfo]
     DropCollection: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DropCollectionRequest, _embedspace_pb2.DropCollectionResponse]
-    Backup: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupResponse]
+    Backup: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupInfo]
     """Writes a consistent snapshot of a collection into the server's backup folder
     while the server keeps serving.
     """
+    ListBackups: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.ListBackupsRequest, _embedspace_pb2.ListBackupsResponse]
+    """The backups in the server's backup folder, oldest first."""
     Restore: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.RestoreRequest, _embedspace_pb2.CollectionInfo]
     """Creates a collection from a backup."""
     Upsert: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]
-    """Inserts or replaces items by id."""
+    """Inserts or replaces items by id: all of the request's points, or none."""
+    UpsertStream: _grpc.StreamUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertStreamResponse]
+    """Bulk loading: a stream of upserts, each applied (durably) as it arrives. A point
+    that fails validation is left out and reported in the response, and the rest of its
+    message is applied; an error that is not one point's (an unknown collection, a full
+    disk) ends the stream with its status, and the messages before it stay applied.
+    """
     Get: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]
+    """The stored items of some ids; ids that are not stored are listed apart, not an error
+    (as Delete ignores them).
+    """
     Scan: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.ScanRequest, _embedspace_pb2.ScanResponse]
-    """Pages through a collection's items in insertion order."""
+    """Pages through a collection's items in id order, with a page token."""
+    Count: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.CountRequest, _embedspace_pb2.CountResponse]
+    """How many items a collection holds (matching a metadata filter, if given)."""
     Delete: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DeleteRequest, _embedspace_pb2.DeleteResponse]
     Search: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.SearchRequest, _embedspace_pb2.SearchResponse]
     """Nearest neighbours of one query, best first."""
+    SearchBatch: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.SearchBatchRequest, _embedspace_pb2.SearchBatchResponse]
+    """Nearest neighbours of many queries with the same parameters, in one FAISS call."""
     Distance: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.DistanceRequest, _embedspace_pb2.DistanceResponse]
     """Distances between pairs of queries, or the matrix between two lists."""
     MostSimilar: _grpc.UnaryUnaryMultiCallable[_embedspace_pb2.MostSimilarRequest, _embedspace_pb2.MostSimilarResponse]
@@ -86,20 +106,35 @@ class EmbedspaceAsyncStub(EmbedspaceStub):
     ListCollections: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.ListCollectionsRequest, _embedspace_pb2.ListCollectionsResponse]  # type: ignore[assignment]
     DescribeCollection: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DescribeCollectionRequest, _embedspace_pb2.CollectionInfo]  # type: ignore[assignment]
     DropCollection: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DropCollectionRequest, _embedspace_pb2.DropCollectionResponse]  # type: ignore[assignment]
-    Backup: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupResponse]  # type: ignore[assignment]
+    Backup: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.BackupRequest, _embedspace_pb2.BackupInfo]  # type: ignore[assignment]
     """Writes a consistent snapshot of a collection into the server's backup folder
     while the server keeps serving.
     """
+    ListBackups: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.ListBackupsRequest, _embedspace_pb2.ListBackupsResponse]  # type: ignore[assignment]
+    """The backups in the server's backup folder, oldest first."""
     Restore: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.RestoreRequest, _embedspace_pb2.CollectionInfo]  # type: ignore[assignment]
     """Creates a collection from a backup."""
     Upsert: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertResponse]  # type: ignore[assignment]
-    """Inserts or replaces items by id."""
+    """Inserts or replaces items by id: all of the request's points, or none."""
+    UpsertStream: _aio.StreamUnaryMultiCallable[_embedspace_pb2.UpsertRequest, _embedspace_pb2.UpsertStreamResponse]  # type: ignore[assignment]
+    """Bulk loading: a stream of upserts, each applied (durably) as it arrives. A point
+    that fails validation is left out and reported in the response, and the rest of its
+    message is applied; an error that is not one point's (an unknown collection, a full
+    disk) ends the stream with its status, and the messages before it stay applied.
+    """
     Get: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.GetRequest, _embedspace_pb2.GetResponse]  # type: ignore[assignment]
+    """The stored items of some ids; ids that are not stored are listed apart, not an error
+    (as Delete ignores them).
+    """
     Scan: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.ScanRequest, _embedspace_pb2.ScanResponse]  # type: ignore[assignment]
-    """Pages through a collection's items in insertion order."""
+    """Pages through a collection's items in id order, with a page token."""
+    Count: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.CountRequest, _embedspace_pb2.CountResponse]  # type: ignore[assignment]
+    """How many items a collection holds (matching a metadata filter, if given)."""
     Delete: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DeleteRequest, _embedspace_pb2.DeleteResponse]  # type: ignore[assignment]
     Search: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.SearchRequest, _embedspace_pb2.SearchResponse]  # type: ignore[assignment]
     """Nearest neighbours of one query, best first."""
+    SearchBatch: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.SearchBatchRequest, _embedspace_pb2.SearchBatchResponse]  # type: ignore[assignment]
+    """Nearest neighbours of many queries with the same parameters, in one FAISS call."""
     Distance: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.DistanceRequest, _embedspace_pb2.DistanceResponse]  # type: ignore[assignment]
     """Distances between pairs of queries, or the matrix between two lists."""
     MostSimilar: _aio.UnaryUnaryMultiCallable[_embedspace_pb2.MostSimilarRequest, _embedspace_pb2.MostSimilarResponse]  # type: ignore[assignment]
@@ -163,10 +198,18 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _embedspace_pb2.BackupRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_embedspace_pb2.BackupResponse, _abc.Awaitable[_embedspace_pb2.BackupResponse]]:
+    ) -> _typing.Union[_embedspace_pb2.BackupInfo, _abc.Awaitable[_embedspace_pb2.BackupInfo]]:
         """Writes a consistent snapshot of a collection into the server's backup folder
         while the server keeps serving.
         """
+
+    @_abc_1.abstractmethod
+    def ListBackups(
+        self,
+        request: _embedspace_pb2.ListBackupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.ListBackupsResponse, _abc.Awaitable[_embedspace_pb2.ListBackupsResponse]]:
+        """The backups in the server's backup folder, oldest first."""
 
     @_abc_1.abstractmethod
     def Restore(
@@ -182,14 +225,29 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         request: _embedspace_pb2.UpsertRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.UpsertResponse, _abc.Awaitable[_embedspace_pb2.UpsertResponse]]:
-        """Inserts or replaces items by id."""
+        """Inserts or replaces items by id: all of the request's points, or none."""
+
+    @_abc_1.abstractmethod
+    def UpsertStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_embedspace_pb2.UpsertRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.UpsertStreamResponse, _abc.Awaitable[_embedspace_pb2.UpsertStreamResponse]]:
+        """Bulk loading: a stream of upserts, each applied (durably) as it arrives. A point
+        that fails validation is left out and reported in the response, and the rest of its
+        message is applied; an error that is not one point's (an unknown collection, a full
+        disk) ends the stream with its status, and the messages before it stay applied.
+        """
 
     @_abc_1.abstractmethod
     def Get(
         self,
         request: _embedspace_pb2.GetRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_embedspace_pb2.GetResponse, _abc.Awaitable[_embedspace_pb2.GetResponse]]: ...
+    ) -> _typing.Union[_embedspace_pb2.GetResponse, _abc.Awaitable[_embedspace_pb2.GetResponse]]:
+        """The stored items of some ids; ids that are not stored are listed apart, not an error
+        (as Delete ignores them).
+        """
 
     @_abc_1.abstractmethod
     def Scan(
@@ -197,7 +255,15 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         request: _embedspace_pb2.ScanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.ScanResponse, _abc.Awaitable[_embedspace_pb2.ScanResponse]]:
-        """Pages through a collection's items in insertion order."""
+        """Pages through a collection's items in id order, with a page token."""
+
+    @_abc_1.abstractmethod
+    def Count(
+        self,
+        request: _embedspace_pb2.CountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.CountResponse, _abc.Awaitable[_embedspace_pb2.CountResponse]]:
+        """How many items a collection holds (matching a metadata filter, if given)."""
 
     @_abc_1.abstractmethod
     def Delete(
@@ -213,6 +279,14 @@ class EmbedspaceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_embedspace_pb2.SearchResponse, _abc.Awaitable[_embedspace_pb2.SearchResponse]]:
         """Nearest neighbours of one query, best first."""
+
+    @_abc_1.abstractmethod
+    def SearchBatch(
+        self,
+        request: _embedspace_pb2.SearchBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_embedspace_pb2.SearchBatchResponse, _abc.Awaitable[_embedspace_pb2.SearchBatchResponse]]:
+        """Nearest neighbours of many queries with the same parameters, in one FAISS call."""
 
     @_abc_1.abstractmethod
     def Distance(
