@@ -3,19 +3,25 @@ backend. It answers through the collection interface alone (index/base.py), merg
 shards' answers as a distributed collection would; the congruence suites run against it to
 show the engine needs nothing more than that interface. A test may take shards `down`:
 searches and rankings then answer from the others and name the missing ones (types.Hits),
-as a collection whose shard has no live replica does."""
+and scans and counts, which cannot leave a shard out, answer Unavailable naming it, as a
+collection whose shard has no live replica does."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from embedspace_server.arithmetic import Ranking
+from embedspace_server.errors import Unavailable
+from embedspace_server.index.backups import shard_path
 from embedspace_server.index.base import Backend, Spec, VectorCollection
 from embedspace_server.index.collection import Collection
 from embedspace_server.index.factory import build_index
 from embedspace_server.index.snapshot import read_snapshot, write_snapshot
+from embedspace_server.index.vectors import checked_vectors
 from embedspace_server.types import (
     CollectionInfo,
     FloatArray,
@@ -45,6 +51,15 @@ class ShardedCollection(VectorCollection):
         up = [s for i, s in enumerate(self.shards) if i not in self.down]
         return up, tuple(sorted(self.down))
 
+    def _all(self) -> list[Collection]:
+        """Every shard, for a call that cannot leave one out; Unavailable if one is down."""
+        if self.down:
+            raise Unavailable(
+                f"shard {min(self.down)} of collection {self.spec.name!r} has no live replica; "
+                "its ids cannot be read or written until a replica is back"
+            )
+        return self.shards
+
     def _split(self, keys: Sequence[str]) -> list[list[int]]:
         """The positions of `keys` that each shard owns."""
         parts: list[list[int]] = [[] for _ in self.shards]
@@ -59,28 +74,34 @@ class ShardedCollection(VectorCollection):
         )
 
     def __len__(self) -> int:
+        """Of every shard, down or not (as info() on a cluster counts the shards it can)."""
         return sum(len(shard) for shard in self.shards)
 
-    def get(self, keys: Sequence[str]) -> list[StoredItem]:
-        out: list[StoredItem | None] = [None] * len(keys)
+    def get(self, keys: Sequence[str], *, missing_ok: bool = False) -> list[StoredItem]:
+        found: dict[str, StoredItem] = {}
         for shard, part in zip(self.shards, self._split(keys), strict=True):
-            for i, item in zip(part, shard.get([keys[i] for i in part]), strict=True):
-                out[i] = item
-        return [item for item in out if item is not None]
+            got = shard.get([keys[i] for i in part], missing_ok=missing_ok)
+            found.update((item.id, item) for item in got)
+        return [found[key] for key in keys if key in found]
 
-    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        items: list[StoredItem] = []
-        for shard in self.shards:
-            if len(items) >= limit:
-                break
-            got, total = shard.scan(offset, limit - len(items))
-            items += got
-            offset = max(0, offset - total)
-        return items, len(self)
+    def scan(
+        self, after: str, limit: int, *, vectors: bool = True, metadata: bool = True
+    ) -> tuple[list[StoredItem], int]:
+        """Each shard's first page after `after`, merged in id order."""
+        answers = [
+            shard.scan(after, limit, vectors=vectors, metadata=metadata) for shard in self._all()
+        ]
+        merged = heapq.merge(*(page for page, _ in answers), key=lambda item: item.id)
+        return list(itertools.islice(merged, limit)), sum(total for _, total in answers)
+
+    def count(self, where: Mapping[str, Scalar] | None = None) -> int:
+        return sum(shard.count(where) for shard in self._all())
 
     def upsert(
         self, keys: Sequence[str], vectors: FloatArray, metadata: Sequence[Metadata]
     ) -> UpsertResult:
+        """Checked whole before any shard is written, as a cluster's front end does."""
+        vectors = checked_vectors(self.spec, keys, vectors)
         inserted = replaced = 0
         for shard, part in zip(self.shards, self._split(keys), strict=True):
             if part:
@@ -141,7 +162,7 @@ class ShardedBackend(Backend):
         return ShardedCollection(spec, [Collection(spec, build_index(spec)) for _ in range(SHARDS)])
 
     def read_backup(self, path: Path, name: str) -> VectorCollection:
-        shards = [read_snapshot(_shard_path(path, i), name) for i in range(SHARDS)]
+        shards = [read_snapshot(shard_path(path, i), name) for i in range(SHARDS)]
         return ShardedCollection(shards[0].spec, shards)
 
     def create(self, collection: VectorCollection) -> None:
@@ -162,17 +183,13 @@ class ShardedBackend(Backend):
         count = 0
         for i, shard in enumerate(collection.shards):
             header, blob, _ = shard.state()
-            write_snapshot(_shard_path(path, i), header, blob)
+            spec = {**header["spec"], "shards": SHARDS}
+            write_snapshot(shard_path(path, i), {**header, "spec": spec, "shard": i}, blob)
             count += sum(key is not None for key in header["keys"])
         return count
 
     def close(self) -> None:
         pass
-
-
-def _shard_path(path: Path, i: int) -> Path:
-    """Shard 0 is the backup's own file (so that the server finds it by name)."""
-    return path if i == 0 else path.with_name(f"{path.name}.shard{i}")
 
 
 __all__ = ["SHARDS", "ShardedBackend", "ShardedCollection"]

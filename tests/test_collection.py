@@ -1,8 +1,8 @@
-"""The id map of one collection, checked against a plain dict: scan order (insertion order;
-a replaced id keeps its place in indexes that remove, and moves to the end in those that
-keep tombstones, as it always has), vectors, search hits and metadata stay right through
-deletes, replacements (in place, in indexes of flat codes), rebuilds and a reload from a
-snapshot, and snapshots of the earlier format still load."""
+"""The id map of one collection, checked against a plain dict: label order (insertion order;
+a replaced id keeps its label in indexes that remove, and moves to the end in those that
+keep tombstones, as it always has), scan pages (id order), vectors, search hits and metadata
+stay right through deletes, replacements (in place, in indexes of flat codes), rebuilds and
+a reload from a snapshot, and snapshots of the earlier format still load."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DIM = 8
 
 
 class Model:
-    """What the collection should hold: a dict keeps insertion order like scan."""
+    """What the collection should hold: a dict keeps insertion order like the labels."""
 
     def __init__(self, replaced_moves_to_end: bool) -> None:
         self.items: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
@@ -43,11 +43,15 @@ class Model:
 
     def check(self, c: Collection) -> None:
         keys = list(self.items)
-        got, total = c.scan(0, len(keys) + 1)
-        assert [item.id for item in got] == keys and total == len(keys) == len(c)
+        assert list(c._ids) == keys
+        got, total = c.scan("", len(keys) + 1)
+        ordered = sorted(keys)
+        assert [item.id for item in got] == ordered and total == len(keys) == len(c)
         # Metadata is kept only for the ids that have some.
         assert len(c._metadata) == sum(1 for _, md in self.items.values() if md)
-        assert [c.scan(5, 7)[0][i].id for i in range(min(7, len(keys) - 5))] == keys[5:12]
+        if len(keys) > 5:
+            assert [item.id for item in c.scan(ordered[4], 7)[0]] == ordered[5:12]
+            assert [item.id for item in c.scan(ordered[4] + "\x00", 7)[0]] == ordered[5:12]
         for item in got:
             vector, md = self.items[item.id]
             assert item.metadata == md == c.metadata(item.id)
@@ -129,7 +133,7 @@ def test_a_snapshot_with_empty_metadata_per_id_still_loads(tmp_path: Path) -> No
     path = tmp_path / "snapshot"
     path.write_bytes(MAGIC_V1 + len(encoded).to_bytes(8, "little") + encoded + blob.tobytes())
     loaded = read_snapshot(path)
-    assert [(i.id, i.metadata) for i in loaded.scan(0, 10)[0]] == [("x", {}), ("y", {"k": 1})]
+    assert [(i.id, i.metadata) for i in loaded.scan("", 10)[0]] == [("x", {}), ("y", {"k": 1})]
     assert loaded.search(np.eye(1, DIM, dtype=np.float32), 1)[0][0].id == "x"
 
 
@@ -158,16 +162,16 @@ def test_a_snapshot_of_an_index_in_an_id_map_still_loads(index: str) -> None:
     vectors = {"a": v[0], "b": v[3], "c": v[2]}
     c = collection_from_state(header, faiss.serialize_index(wrapped))
     for loaded in (c, reload(c)):
-        items = loaded.scan(0, 10)[0]
-        assert [item.id for item in items] == want and loaded.tombstones == tombstones
+        items = loaded.scan("", 10)[0]
+        assert [item.id for item in items] == ["a", "b", "c"]
+        assert list(loaded._ids) == want and loaded.tombstones == tombstones
         assert all(np.array_equal(item.vector, vectors[item.id]) for item in items)
         assert loaded.metadata("b") == {"k": 1} and loaded.seq == 5
         hits = loaded.search(v[[0, 3, 2]], 1)
         assert [h[0].id for h in hits] == ["a", "b", "c"]
     c.upsert(["a", "d"], v[1:3], [{}, {}])
-    assert [i.id for i in c.scan(0, 10)[0]] == (
-        ["a", "b", "c", "d"] if index == "Flat" else ["c", "b", "a", "d"]
-    )
+    assert [i.id for i in c.scan("", 10)[0]] == ["a", "b", "c", "d"]
+    assert list(c._ids) == (["a", "b", "c", "d"] if index == "Flat" else ["c", "b", "a", "d"])
 
 
 def test_a_data_directory_of_format_1_loads_and_is_rewritten_in_format_2(tmp_path: Path) -> None:
@@ -191,12 +195,13 @@ def test_a_data_directory_of_format_1_loads_and_is_rewritten_in_format_2(tmp_pat
         try:
             engine = Engine(EncoderRegistry([VectorEncoder("v4", 4, Metric.L2)]), store)
             for name in ("flat", "hnsw"):
-                items, total = engine.scan(name, 0, 100)
+                collection = engine.collection(name)
+                items, total = collection.scan("", 100)
                 assert total == len(want) and {i.id for i in items} == set(want)
                 for item in items:
                     assert np.array_equal(item.vector, want[item.id])
-                assert engine.get(name, ["x3", "late"])[0].metadata == {"i": 3}
-                assert engine.get(name, ["late"])[0].metadata == {"late": True}
+                assert collection.get(["x3", "late"])[0].metadata == {"i": 3}
+                assert collection.get(["late"])[0].metadata == {"late": True}
             engine.snapshot()
             engine.close()
         finally:

@@ -1,5 +1,6 @@
 """IdMap checked against a dict id -> label and a list label -> id, with a hash so weak that
-most ids share their hash with others: lookups must confirm each match by the id itself."""
+most ids share their hash with others: lookups must confirm each match by the id itself;
+and its ids in id order, from any id on, against a sorted list."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def check(ids: IdMap, labels: dict[str, int], by_label: list[str | None]) -> Non
     assert ids.labels().tolist() == [i for i, k in enumerate(by_label) if k is not None]
     asked = [*labels, "absent", "x999", *(f"x{i}" for i in range(0, 300, 7))]
     assert ids.find(asked) == [labels.get(k) for k in asked]
+    ordered = sorted(labels)
+    assert ids.after("", len(labels) + 1) == ordered
+    for after in ["x1", "x5", "x50", "y", *ordered[::5]]:
+        assert ids.after(after, 4) == [k for k in ordered if k > after][:4]
 
 
 @pytest.mark.parametrize("weak_hash", [True, False])

@@ -103,7 +103,7 @@ def test_backup_while_serving_and_restore_gives_the_same_answers(
         info = es.backup("live", "nightly")
         stop.set()
         writer.join(10)
-        assert info.name == "nightly" and Path(info.path).is_file()
+        assert info.backup == "nightly" and Path(info.path).is_file()
         assert 300 <= info.count <= es.describe("live").count
         restored = es.restore("nightly", "copy")
         assert restored.count == info.count
@@ -111,7 +111,7 @@ def test_backup_while_serving_and_restore_gives_the_same_answers(
             got = es.search("copy", q, k=10, exclude=[f"w{i}" for i in range(10_000)])
             want = es.search("live", q, k=10, exclude=[f"w{i}" for i in range(10_000)])
             assert got == want
-        assert es.backup("live").name.startswith("live-")
+        assert es.backup("live").backup.startswith("live-")
         with pytest.raises(AlreadyExists):
             es.restore("nightly", "copy")
         with pytest.raises(NotFound):

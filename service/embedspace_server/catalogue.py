@@ -20,10 +20,12 @@ from .errors import (
     FailedPrecondition,
     InvalidInput,
     NotFound,
+    blaming,
 )
+from .index.backups import describe, list_backups
 from .index.base import Backend, Spec, VectorCollection, check_name
 from .index.disk import remove_temp_files
-from .types import CollectionInfo, Metric
+from .types import BackupInfo, CollectionInfo, Metric
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +66,16 @@ class Catalogue:
         """A new, empty collection; `shards` and `replicas` above 1 need a backend that
         spreads collections over processes (the local one answers FailedPrecondition)."""
         info = self.registry.get(encoder).info
-        self._check_new_name(name, encoder)
+        with blaming("collection"):
+            self._check_new_name(name, encoder)
         _check_layout(name, shards, replicas)
         params = tuple(sorted((search_params or {}).items()))
         spec = Spec(name, encoder, index or DEFAULT_INDEX, metric or info.metric, info.dim,
                     params, shards, replicas)  # fmt: skip
         with self.lock:
             self._check_free(name)
-            collection = self.backend.new(spec)
+            with blaming("index"):  # a factory string FAISS cannot build
+                collection = self.backend.new(spec)
             self.backend.create(collection)
             self._collections[name] = collection
         return collection.info()
@@ -151,24 +155,32 @@ class Catalogue:
             del self._collections[name]
         self.on_drop(name)
 
-    def backup(self, collection: str, name: str = "") -> tuple[str, Path, int]:
+    def backup(self, collection: str, name: str = "") -> BackupInfo:
         """Writes a consistent snapshot of a collection into the backup folder while the
-        server keeps serving; returns (name, path, count)."""
+        server keeps serving; `name` defaults to "<collection>-<UTC time>"."""
         coll = self.get(collection)
         if not name:
             stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             name = f"{collection}-{stamp}"
         path = self._backup_path(name)
-        return name, path, self.backend.backup(coll, path)
+        self.backend.backup(coll, path)
+        return describe(path)
 
-    def restore(self, name: str, collection: str) -> CollectionInfo:
+    def backups(self) -> list[BackupInfo]:
+        """Every backup in the backup folder, oldest first; files that are not readable
+        backups are left out (with a warning in the log)."""
+        return list_backups(self._backup_folder())
+
+    def restore(self, backup: str, collection: str) -> CollectionInfo:
         """Creates `collection` from a backup."""
-        path = self._backup_path(name)
+        path = self._backup_path(backup)
         if not path.is_file():
-            raise NotFound(f"no backup named {name!r} in {str(path.parent)!r}")
-        check_name(collection)
+            raise NotFound(f"no backup named {backup!r} in {str(path.parent)!r}")
+        with blaming("collection"):
+            check_name(collection)
         restored = self.backend.read_backup(path, collection)
-        self._check_new_name(collection, restored.spec.encoder)
+        with blaming("collection"):
+            self._check_new_name(collection, restored.spec.encoder)
         with self.lock:
             self._check_free(collection)
             self.backend.create(restored)
@@ -178,7 +190,8 @@ class Catalogue:
     def _backup_path(self, name: str) -> Path:
         if not BACKUP_NAME.match(name) or name in (".", ".."):
             raise InvalidInput(
-                f"backup name {name!r} is invalid: use 1-128 characters of [A-Za-z0-9_.-]"
+                f"backup name {name!r} is invalid: use 1-128 characters of [A-Za-z0-9_.-]",
+                field="backup",
             )
         return self._backup_folder() / name
 
@@ -204,12 +217,14 @@ def _check_layout(name: str, shards: int, replicas: int) -> None:
     if not 1 <= shards <= MAX_SHARDS:
         raise InvalidInput(
             f"collection {name!r} asks for {shards} shards; a collection has 1 to "
-            f"{MAX_SHARDS} shards (0 in a request means 1)"
+            f"{MAX_SHARDS} shards (0 in a request means 1)",
+            field="shards",
         )
     if not 1 <= replicas <= MAX_REPLICAS:
         raise InvalidInput(
             f"collection {name!r} asks for {replicas} replicas of each shard; a collection "
-            f"keeps 1 to {MAX_REPLICAS} (0 in a request means 1)"
+            f"keeps 1 to {MAX_REPLICAS} (0 in a request means 1)",
+            field="replicas",
         )
 
 

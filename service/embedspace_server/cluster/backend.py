@@ -18,6 +18,7 @@ import ray
 
 from ..config import Settings
 from ..errors import FailedPrecondition
+from ..index.backups import shard_path
 from ..index.base import Backend, Spec, VectorCollection
 from ..index.disk import storage_error
 from ..index.snapshot import read_snapshot, write_snapshot
@@ -99,7 +100,7 @@ class RayBackend(Backend):
     def read_backup(self, path: Path, name: str) -> VectorCollection:
         first = read_snapshot(path, name)
         shards = [first] + [
-            read_snapshot(_shard_path(path, i), name) for i in range(1, first.spec.shards)
+            read_snapshot(shard_path(path, i), name) for i in range(1, first.spec.shards)
         ]
         states = [shard.state()[:2] for shard in shards]
         return PendingCollection(first.spec, self.catalog, states)
@@ -125,7 +126,7 @@ class RayBackend(Backend):
             path.parent.mkdir(parents=True, exist_ok=True)
             for i, (header, blob) in enumerate(collection.states()):
                 spec = {**header["spec"], "shards": s.shards, "replicas": s.replicas}
-                write_snapshot(_shard_path(path, i), {**header, "spec": spec, "shard": i}, blob)
+                write_snapshot(shard_path(path, i), {**header, "spec": spec, "shard": i}, blob)
                 count += sum(key is not None for key in header["keys"])
         except OSError as e:
             raise storage_error(e, f"write the backup {str(path)!r}") from None
@@ -136,11 +137,6 @@ class RayBackend(Backend):
             ray.shutdown()
         except Exception as e:  # shutting down: say so, go on
             log.warning("leaving the Ray cluster: %s", e)
-
-
-def _shard_path(path: Path, i: int) -> Path:
-    """Shard 0 is the backup's own file, so that the backup is found by its name."""
-    return path if i == 0 else path.with_name(f"{path.name}.shard{i}")
 
 
 __all__ = ["RayBackend"]

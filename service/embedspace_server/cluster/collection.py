@@ -6,13 +6,15 @@ processes or versions. Writes go to each shard's leader (which makes them durabl
 replica in sync before it answers); a front end retries a write whose leader was lost on the
 next leader, under the same write id, so it is applied once. Reads ask one replica in sync
 per shard and merge: for exact indexes the merged answer is what one collection holding
-every vector gives. A shard with no live replica fails the calls that need its ids
-(UNAVAILABLE, naming the shard); searches and rankings answer from the other shards and say
-which were missing (`Hits.missing`).
+every vector gives; a scan merges each shard's first page after the same id, so pages are
+exact. A shard with no live replica fails the calls that need its ids, and scans and counts,
+which need every shard (UNAVAILABLE, naming the shard); searches and rankings answer from the
+other shards and say which were missing (`Hits.missing`).
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import time
 import uuid
@@ -27,8 +29,9 @@ import ray
 from ..arithmetic import Ranking
 from ..errors import EmbedspaceServerError, Unavailable
 from ..index.base import Spec, VectorCollection
-from ..index.collection import Collection, checked_vectors
+from ..index.collection import Collection
 from ..index.factory import build_index
+from ..index.vectors import checked_vectors
 from ..index.wal import OP_DELETE, OP_UPSERT
 from ..types import (
     CollectionInfo,
@@ -68,7 +71,7 @@ def shard_of(key: str, shards: int) -> int:
 
 
 def _best(hits: Iterable[Neighbor], k: int) -> list[Neighbor]:
-    """Shards' answers merged: stable, so ties keep shard order (scan order)."""
+    """Shards' answers merged: stable, so ties keep shard order, then each shard's own."""
     return sorted(hits, key=lambda h: -h.score)[:k]
 
 
@@ -175,12 +178,8 @@ class RayCollection(VectorCollection):
 
     # ------------------------------------------------------------ reading
 
-    def counts(self) -> list[int]:
-        answers = self._all(lambda i, r: r.count.remote())
-        return [answers[i] for i in range(self.spec.shards)]
-
     def __len__(self) -> int:
-        return sum(self.counts())
+        return self.count()
 
     def info(self) -> CollectionInfo:
         """Describes the collection even with shards missing: the count is then of the
@@ -196,35 +195,31 @@ class RayCollection(VectorCollection):
             shards=s.shards, replicas=s.replicas, placement=placement,
         )  # fmt: skip
 
-    def get(self, keys: Sequence[str]) -> list[StoredItem]:
+    def get(self, keys: Sequence[str], *, missing_ok: bool = False) -> list[StoredItem]:
         parts = self._split(keys)
-        answers = self._read(parts, lambda i, r: r.get.remote([keys[j] for j in parts[i]]))
-        out: list[StoredItem | None] = [None] * len(keys)
-        for i, part in parts.items():
-            if isinstance(answers[i], BaseException):
-                raise answers[i]
-            for j, item in zip(part, answers[i], strict=True):
-                out[j] = item
-        return [item for item in out if item is not None]
+        answers = self._read(
+            parts, lambda i, r: r.get.remote([keys[j] for j in parts[i]], missing_ok)
+        )
+        found: dict[str, StoredItem] = {}
+        for answer in answers.values():
+            if isinstance(answer, BaseException):
+                raise answer
+            found.update((item.id, item) for item in answer)
+        return [found[key] for key in keys if key in found]
 
-    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        """Shard 0's items in its scan order, then shard 1's, and so on."""
-        counts = self.counts()
-        items: list[StoredItem] = []
-        for i, count in enumerate(counts):
-            if len(items) >= limit:
-                break
-            if offset < count:
-                items += self._scan(i, offset, limit - len(items))
-            offset = max(0, offset - count)
-        return items, sum(counts)
+    def scan(
+        self, after: str, limit: int, *, vectors: bool = True, metadata: bool = True
+    ) -> tuple[list[StoredItem], int]:
+        """Each shard's first `limit` items after `after`, merged in id order: the first
+        `limit` of those are the collection's."""
+        answers = self._all(lambda i, r: r.scan.remote(after, limit, vectors, metadata))
+        pages = [answers[i][0] for i in range(self.spec.shards)]
+        merged = heapq.merge(*pages, key=lambda item: item.id)
+        return list(itertools.islice(merged, max(limit, 0))), sum(a[1] for a in answers.values())
 
-    def _scan(self, shard: int, offset: int, limit: int) -> list[StoredItem]:
-        answer = self._read([shard], lambda i, r: r.scan.remote(offset, limit))[shard]
-        if isinstance(answer, BaseException):
-            raise answer
-        items: list[StoredItem] = answer[0]
-        return items
+    def count(self, where: Mapping[str, Scalar] | None = None) -> int:
+        where = dict(where) if where else None
+        return sum(self._all(lambda i, r: r.count.remote(where)).values())
 
     def check_search_params(self, params: Mapping[str, float]) -> None:
         self._prototype.check_search_params(params)

@@ -276,14 +276,16 @@ class ShardReplica:
 
     # ------------------------------------------------------------ reading
 
-    def count(self) -> int:
-        return len(self.collection)
+    def count(self, where: Mapping[str, Scalar] | None = None) -> int:
+        return self.collection.count(where)
 
-    def get(self, keys: Sequence[str]) -> list[StoredItem]:
-        return self.collection.get(keys)
+    def get(self, keys: Sequence[str], missing_ok: bool = False) -> list[StoredItem]:
+        return self.collection.get(keys, missing_ok=missing_ok)
 
-    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        return self.collection.scan(offset, limit)
+    def scan(
+        self, after: str, limit: int, vectors: bool, metadata: bool
+    ) -> tuple[list[StoredItem], int]:
+        return self.collection.scan(after, limit, vectors=vectors, metadata=metadata)
 
     def search(
         self,

@@ -67,12 +67,24 @@ class VectorCollection(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def get(self, keys: Sequence[str]) -> list[StoredItem]:
-        """The stored items, in the order asked; IdNotFound for an unknown id."""
+    def get(self, keys: Sequence[str], *, missing_ok: bool = False) -> list[StoredItem]:
+        """The stored items, in the order asked; IdNotFound for an unknown id, unless
+        `missing_ok`, when unknown ids are left out."""
 
     @abstractmethod
-    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        """Items from `offset` in scan order, at most `limit`, and the total."""
+    def scan(
+        self, after: str, limit: int, *, vectors: bool = True, metadata: bool = True
+    ) -> tuple[list[StoredItem], int]:
+        """At most `limit` items whose id is greater than `after` ("": from the first), in
+        id order (code point order, which is UTF-8 byte order), and how many items the
+        collection holds. An item stored throughout a scan comes exactly once, whatever is
+        written between its pages. Without `vectors` each vector is empty (shape (0,));
+        without `metadata` each metadata is {}."""
+
+    @abstractmethod
+    def count(self, where: Mapping[str, Scalar] | None = None) -> int:
+        """How many items, or how many whose metadata holds each pair of `where` (matched
+        as search's `where` is)."""
 
     @abstractmethod
     def upsert(
@@ -103,8 +115,9 @@ class VectorCollection(ABC):
 
     @abstractmethod
     def rank(self, ranking: Ranking, k: int, exclude: Iterable[str] = ()) -> list[Neighbor]:
-        """The k stored vectors with the highest `ranking.scores`, best first (ties in
-        scan order), leaving out `exclude`: exact, over every stored vector."""
+        """The k stored vectors with the highest `ranking.scores`, best first (ties in the
+        order the collection stores them), leaving out `exclude`: exact, over every stored
+        vector."""
 
 
 class Backend(ABC):

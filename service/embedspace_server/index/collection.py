@@ -6,7 +6,7 @@ indexes such as SQ or PQ give back their approximation); where each one sits is 
 layout's business (layout.py). Every public method takes the collection's lock, so readers
 never see a half-applied write.
 
-Per stored vector the bookkeeping is the id (idmap.IdMap, ~80 B) and metadata only for ids
+Per stored vector the bookkeeping is the id (idmap.IdMap, ~90 B) and metadata only for ids
 that have some: Python objects cost more than the codes of a quantized index.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..arithmetic import Ranking
-from ..errors import CollectionNotFound, FailedPrecondition, IdNotFound, InvalidInput
+from ..errors import CollectionNotFound, FailedPrecondition, IdNotFound
 from ..types import (
     CollectionInfo,
     FloatArray,
@@ -32,13 +32,13 @@ from ..types import (
     StoredItem,
     UpsertResult,
 )
-from ..vecmath import unit_rows
 from .base import Spec, VectorCollection, check_name
 from .factory import build_index, faiss_module
 from .hits import best_by_score, matches, neighbours
 from .idmap import IdMap
 from .layout import Layout, faiss_errors
 from .params import apply_params, check_param, search_parameters
+from .vectors import checked_vectors, prepared
 from .wal import (
     OP_DELETE,
     OP_UPSERT,
@@ -56,30 +56,6 @@ REBUILD_FRACTION = 0.2
 
 # Arithmetic ranks the stored vectors this many at a time.
 RANK_CHUNK = 65536
-
-
-def prepared(spec: Spec, vectors: FloatArray) -> FloatArray:
-    """Rows of float32 as the index keeps them: unit length for cosine."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, spec.dim)
-    return unit_rows(vectors) if spec.metric is Metric.COSINE else vectors
-
-
-def checked_vectors(spec: Spec, keys: Sequence[str], vectors: FloatArray) -> FloatArray:
-    """The vectors of an upsert, prepared; InvalidInput for an id given twice or a zero
-    vector in a cosine collection."""
-    if len(set(keys)) != len(keys):
-        seen: set[str] = set()
-        dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidInput(f"id {dup!r} appears twice in one upsert")
-    vectors = prepared(spec, vectors)
-    if spec.metric is Metric.COSINE:
-        zero = np.flatnonzero(~np.any(vectors, axis=1))
-        if len(zero):
-            raise InvalidInput(
-                f"the vector of id {keys[zero[0]]!r} is all zeros: collection "
-                f"{spec.name!r} compares by cosine and cannot normalise it"
-            )
-    return vectors
 
 
 class Collection(VectorCollection):
@@ -152,24 +128,45 @@ class Collection(VectorCollection):
         with self.lock:
             return self._layout.tombstones
 
-    def get(self, keys: Sequence[str]) -> list[StoredItem]:
+    def get(self, keys: Sequence[str], *, missing_ok: bool = False) -> list[StoredItem]:
         with self.lock:
             labels = self._ids.find(keys)
-            out = []
-            for key, label in zip(keys, labels, strict=True):
-                if label is None:
-                    raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
-                with faiss_errors(self.spec, "give back stored vectors"):
-                    vector = self._index.reconstruct(label)
-                out.append(StoredItem(key, vector, self._metadata.get(key, {})))
-            return out
+            if not missing_ok:
+                for key, label in zip(keys, labels, strict=True):
+                    if label is None:
+                        raise IdNotFound(f"no id {key!r} in collection {self.spec.name!r}")
+            found = [(k, label) for k, label in zip(keys, labels, strict=True) if label is not None]
+            return self._items(found, vectors=True, metadata=True)
 
-    def scan(self, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        """Items from `offset` in insertion order, at most `limit`, and the total."""
+    def scan(
+        self, after: str, limit: int, *, vectors: bool = True, metadata: bool = True
+    ) -> tuple[list[StoredItem], int]:
         with self.lock:
-            offset = min(offset, len(self._ids))  # islice takes no offset past sys.maxsize
-            keys = list(itertools.islice(self._ids, offset, offset + limit))
-            return self.get(keys), len(self._ids)
+            keys = self._ids.after(after, limit)
+            labels = self._ids.find(keys)
+            found = [(k, label) for k, label in zip(keys, labels, strict=True) if label is not None]
+            return self._items(found, vectors=vectors, metadata=metadata), len(self._ids)
+
+    def _items(
+        self, found: Sequence[tuple[str, int]], *, vectors: bool, metadata: bool
+    ) -> list[StoredItem]:
+        """The stored items at (id, label) pairs; call holding the lock."""
+        if vectors and found:
+            labels = np.fromiter((label for _, label in found), np.int64, len(found))
+            with faiss_errors(self.spec, "give back stored vectors"):
+                rows: Any = self._index.reconstruct_batch(labels)
+        else:
+            rows = itertools.repeat(np.zeros(0, np.float32))
+        return [
+            StoredItem(key, row, self._metadata.get(key, {}) if metadata else {})
+            for (key, _), row in zip(found, rows, strict=False)
+        ]
+
+    def count(self, where: Mapping[str, Scalar] | None = None) -> int:
+        with self.lock:
+            if not where:
+                return len(self._ids)
+            return sum(1 for md in self._metadata.values() if matches(md, where))
 
     def metadata(self, key: str) -> Metadata:
         with self.lock:
@@ -218,7 +215,7 @@ class Collection(VectorCollection):
                 fetch = min(n, fetch * 4)
 
     def rank(self, ranking: Ranking, k: int, exclude: Iterable[str] = ()) -> list[Neighbor]:
-        """Exact, over every stored vector, RANK_CHUNK at a time (ties in scan order, as
+        """Exact, over every stored vector, RANK_CHUNK at a time (ties in insertion order, as
         gensim's stable sort)."""
         excluded = set(exclude)
         with self.lock:
@@ -347,7 +344,7 @@ class Collection(VectorCollection):
         """A consistent copy of everything to persist: (header, index bytes, version).
         Call it holding the lock to do more in the same consistent moment.
 
-        The header's keys are the id at each position of the index (which is scan order),
+        The header's keys are the id at each position of the index (insertion order),
         None for a tombstone: a list of strings parses into little more than the strings."""
         with self.lock:
             by_label = self._ids.by_label

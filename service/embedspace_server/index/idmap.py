@@ -1,4 +1,5 @@
-"""String ids <-> labels (positions in a FAISS index), at about 80 B per id.
+"""String ids <-> labels (positions in a FAISS index), and the ids in order, at about
+90 B per id.
 
 A dict id -> label costs ~70 B per id on top of the id string (its slot and an int object),
 more than the codes of a quantized index. Here label -> id is a list of the id strings, None
@@ -6,15 +7,21 @@ where a label holds no id (a tombstone), and id -> label is a numpy array of the
 sorted, beside their labels: 16 B per id, searched with searchsorted, each match confirmed by
 comparing the id itself, so equal hashes cost only a longer look. Ids added since the arrays
 were built wait in a small dict, folded in once it grows to a fraction of the whole. Labels
-ascend in scan order (insertion order), so the list is also the scan order.
+ascend in insertion order, so the list is also the insertion order.
+
+Scans page through the ids in id order (code point order): a SortedList of the same id
+strings (~9 B per id: references, no copies) gives the ids after any id in O(log n) plus the
+page, however the ids were written, and writes keep it in step in O(log n).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 # Fold the recent ids into the sorted arrays once they number more than this, or than this
 # share of all ids: a fold costs a sort of every hash.
@@ -27,6 +34,7 @@ class IdMap:
         """`keys` (the id at each label, None for a tombstone) is taken over, not copied."""
         self.by_label = keys
         self._count = sum(k is not None for k in keys)
+        self._sorted = SortedList(k for k in keys if k is not None)
         self._fold()
 
     def _fold(self) -> None:
@@ -42,11 +50,16 @@ class IdMap:
         return self._count
 
     def __iter__(self) -> Iterator[str]:
-        """The ids in scan order."""
+        """The ids in insertion order (label order)."""
         return (k for k in self.by_label if k is not None)
 
+    def after(self, key: str, limit: int) -> list[str]:
+        """The first `limit` ids greater than `key` ("": from the first), in id order."""
+        ids = self._sorted.irange(minimum=key or None, inclusive=(False, True))
+        return list(itertools.islice(ids, max(limit, 0)))
+
     def labels(self) -> npt.NDArray[np.int64]:
-        """The label of each id, in scan order."""
+        """The label of each id, in insertion order."""
         held = np.fromiter((k is not None for k in self.by_label), bool, len(self.by_label))
         return np.flatnonzero(held)
 
@@ -75,6 +88,7 @@ class IdMap:
         for key in keys:
             self._recent[key] = len(self.by_label)
             self.by_label.append(key)
+        self._sorted.update(keys)
         self._count += len(keys)
         if len(self._recent) > max(FOLD_MIN, FOLD_SHARE * self._count):
             self._fold()
@@ -85,14 +99,17 @@ class IdMap:
         assert key is not None
         self.by_label[label] = None
         self._recent.pop(key, None)
+        self._sorted.remove(key)
         self._count -= 1
-        # Its sorted entry, if any, stays until the next fold: `_find` skips it.
+        # Its entry in the hash arrays, if any, stays until the next fold: `_find` skips it.
 
     def remove(self, labels: Sequence[int]) -> None:
         """Forgets the ids at `labels` (distinct, each holding one) and moves every later
         label down to close the gaps, as FAISS's remove_ids does to an index of flat codes."""
         gone = np.zeros(len(self.by_label), bool)
         gone[np.asarray(labels, np.int64)] = True
+        for label in labels:
+            self._sorted.remove(self.by_label[label])
         below = np.cumsum(gone)  # for a kept label, how many removed labels lie below it
         keep = ~gone[self._labels]
         self._hashes = self._hashes[keep]

@@ -1,6 +1,6 @@
 """Where each id's vector sits in a FAISS index. An id's label is the position of its
 vector, with no FAISS id map: an id map costs ~50 B per vector, and labels that are
-positions stay in scan order (insertion order) by themselves. Indexes of flat codes (Flat,
+positions stay in insertion order by themselves. Indexes of flat codes (Flat,
 SQ, PQ) overwrite a replaced vector in place and close the gap a delete leaves; the others
 (HNSW, IVF) append a replaced vector and keep the old one, and a deleted one, as tombstones
 until a rebuild. Not thread-safe: the collection's lock guards a layout."""
@@ -64,7 +64,7 @@ class Layout:
         return int(self.index.ntotal) - len(self.ids)
 
     def vectors(self) -> tuple[list[str], FloatArray]:
-        """Every stored id and its vector, in scan order."""
+        """Every stored id and its vector, in insertion order."""
         keys = list(self.ids)
         if not keys:
             return keys, np.zeros((0, self.spec.dim), np.float32)
@@ -88,7 +88,7 @@ class Layout:
         labels = self.ids.find(keys)
         old = [(j, label) for j, label in enumerate(labels) if label is not None]
         if self.removable:
-            # A replaced vector is overwritten where it is, keeping its place in scan order.
+            # A replaced vector is overwritten where it is, keeping its label.
             if old:
                 self._overwrite([label for _, label in old], vectors[[j for j, _ in old]])
             new = [j for j, label in enumerate(labels) if label is None]

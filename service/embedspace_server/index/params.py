@@ -31,10 +31,14 @@ def check_param(index: Any, spec: Spec, name: str, value: float) -> None:
     if not fits:
         raise InvalidInput(
             f"search parameter {name!r} does not apply to index {spec.index!r}; "
-            f"known: efSearch (HNSW), nprobe (IVF)"
+            f"known: efSearch (HNSW), nprobe (IVF)",
+            field=f"search_params.{name}",
         )
     if not (1 <= value <= 1_000_000) or value != int(value):
-        raise InvalidInput(f"search parameter {name!r} must be a whole number from 1 to 1000000")
+        raise InvalidInput(
+            f"search parameter {name!r} must be a whole number from 1 to 1000000",
+            field=f"search_params.{name}",
+        )
 
 
 def search_parameters(index: Any, spec: Spec, params: Mapping[str, float]) -> Any:

@@ -1,9 +1,9 @@
 """The snapshot file of a collection (also the format of a backup).
 
 Format 2: `EMBEDSPACE-SNAPSHOT-2\\n`, then `<u64 header length><u32 crc32 of the header>`,
-the header (JSON: the collection's spec, seq, keys and metadata, and the length and crc32
-of the index bytes), then the index bytes (a serialized FAISS index). Any flipped byte is
-found by a checksum and reported; nothing damaged is served.
+the header (JSON: the collection's spec, seq, keys and metadata, when it was written, and
+the length and crc32 of the index bytes), then the index bytes (a serialized FAISS index).
+Any flipped byte is found by a checksum and reported; nothing damaged is served.
 
 Format 1 (written before checksums) had no header checksum and no index checksum; it is
 still read, and so are its two older headers: ids as a map to labels, and the index wrapped
@@ -12,6 +12,7 @@ in FAISS's IndexIDMap2.
 
 from __future__ import annotations
 
+import datetime
 import json
 import struct
 import zlib
@@ -37,7 +38,8 @@ _PREFIX = struct.Struct("<QI")
 def write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
     """Writes a snapshot atomically (the old file or the new one survives a crash)."""
     index = np.ascontiguousarray(blob, np.uint8)
-    header = {**header, "format": FORMAT, "index_bytes": index.nbytes,
+    created = datetime.datetime.now(datetime.UTC).isoformat()
+    header = {**header, "format": FORMAT, "created": created, "index_bytes": index.nbytes,
               "index_crc32": zlib.crc32(index.data)}  # fmt: skip
     encoded = json.dumps(header, separators=(",", ":")).encode()
     prefix = _PREFIX.pack(len(encoded), zlib.crc32(encoded))
@@ -65,6 +67,36 @@ def read_snapshot(path: Path, name: str | None = None) -> Collection:
         raise
     except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as e:
         raise _damaged(path, str(e) or type(e).__name__) from None
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """A snapshot's header alone (its spec, keys, metadata...), without reading the index
+    bytes; DamagedData, saying what is wrong, for a file that is not a snapshot, whose header
+    fails its checksum, or whose length is not what its header says."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(MAGIC))
+            if magic == MAGIC:
+                size, crc = _PREFIX.unpack(f.read(_PREFIX.size))
+                encoded = f.read(size)
+                if len(encoded) != size or zlib.crc32(encoded) != crc:
+                    raise _damaged(path, "its header fails its checksum")
+                header = json.loads(encoded)
+                end = len(MAGIC) + _PREFIX.size + size + int(header["index_bytes"])
+                if f.seek(0, 2) != end:
+                    raise _damaged(path, f"it holds {f.tell()} bytes; its header says {end}")
+            elif magic == MAGIC_V1:
+                (size,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(size))
+            else:
+                raise _damaged(path, "it does not start like an embedspace snapshot")
+    except OSError as e:
+        raise _damaged(path, f"it cannot be read ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError, struct.error) as e:
+        raise _damaged(path, str(e) or type(e).__name__) from None
+    if not isinstance(header, dict) or not isinstance(header.get("spec"), dict):
+        raise _damaged(path, "its header holds no collection spec")
+    return header
 
 
 def _parse(path: Path, data: bytes) -> tuple[dict[str, Any], Any]:
@@ -132,7 +164,7 @@ def _keys_by_label(header: Mapping[str, Any]) -> list[str | None]:
 
 def _unwrap(wrapped: Any, by_label: list[str | None]) -> tuple[Any, list[str | None]]:
     """The bare index of a snapshot written when collections wrapped their index in an
-    IndexIDMap2, its vectors in label order (which was scan order), and the id at each
+    IndexIDMap2, its vectors in label order (which was insertion order), and the id at each
     position. Only flat codes ever removed, so only they can need reordering."""
     faiss = faiss_module()
     labels = faiss.vector_to_array(wrapped.id_map)
