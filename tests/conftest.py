@@ -174,6 +174,17 @@ def congruence_server(request: pytest.FixtureRequest) -> RunningServer:
 
 
 @pytest.fixture
+def es_stub(shared_server: RunningServer) -> Iterator[Any]:
+    """The generated stub over a channel to the shared server: the contract itself, with no
+    SDK in between."""
+    import grpc
+    from embedspace.v1 import embedspace_pb2_grpc
+
+    with grpc.insecure_channel(shared_server.target) as channel:
+        yield embedspace_pb2_grpc.EmbedspaceStub(channel)
+
+
+@pytest.fixture
 def client(shared_server: RunningServer) -> Iterator[Client]:
     with Client(shared_server.target, timeout=60) as c:
         yield c

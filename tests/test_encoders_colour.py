@@ -83,6 +83,13 @@ def test_bad_colours_say_what_was_expected() -> None:
         encoder.check("point 3", Text("purpel"))  # the per-item check batching relies on
     with pytest.raises(InvalidInput, match="no items"):
         encoder.encode([])
+    # The labels the engine passes are the items' paths in the request: the field to blame.
+    labels = ["points[0].item", "points[1].item"]
+    for bad in (Text("#ff00"), Tensor(np.full(3, 2, np.float32)), Tensor(np.zeros(2, np.float32)),
+                Record({"r": 1})):  # fmt: skip
+        with pytest.raises(InvalidInput, match=r"points\[1\]\.item") as info:
+            encoder.encode([Text("red"), bad], labels)
+        assert info.value.field == "points[1].item"
     with pytest.raises(InvalidInput, match="option 'space' must be one of"):
         build_encoder(EncoderConfig(name="c", kind="colour", options={"space": "hsv"}))
     with pytest.raises(InvalidInput, match=r"unknown options \['gamma'\]; known: \['space'\]"):

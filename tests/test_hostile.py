@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Embedspace"]
 EXAMPLES = 200  # per RPC (hypothesis stops early where it runs out of distinct cases)
-WRITES = {"Upsert", "Delete", "DropCollection", "CreateCollection"}
+WRITES = {"Upsert", "UpsertStream", "Delete", "DropCollection", "CreateCollection"}
 NAMES = ["ref", "scratch", "scratch-hnsw", "vec8", "minilm", "nope", "", "../etc", "a" * 65,
          "\x00", "Ünïcödé", "🙂", " ref", "ref\n"]  # fmt: skip
 SEEN: Counter[str] = Counter()
@@ -45,10 +45,18 @@ TEXTS = st.one_of(
 
 
 def _vector(data: st.DataObject) -> pb.Vector:
+    """Packed, as a list of floats, both at once, or bytes that disagree with dim."""
     dim = data.draw(st.sampled_from([0, 1, 7, 8, 9, 384, 2**31]))
-    if data.draw(st.booleans()) and dim <= 384:
+    form = data.draw(st.sampled_from(["packed", "values", "both", "raw"]))
+    if form != "raw" and dim <= 384:
         values = data.draw(st.lists(FLOATS, min_size=dim, max_size=dim))
-        return pb.Vector(dim=dim, data=np.asarray(values, "<f4").tobytes())
+        if form == "values":
+            extra = data.draw(st.sampled_from([0, 0, 1]))  # sometimes one more than dim
+            return pb.Vector(
+                dim=data.draw(st.sampled_from([0, dim])), values=values + [0.0] * extra
+            )
+        packed = np.asarray(values, "<f4").tobytes()
+        return pb.Vector(dim=dim, data=packed, values=values if form == "both" else [])
     return pb.Vector(dim=dim, data=data.draw(st.binary(max_size=64)))
 
 
@@ -67,7 +75,7 @@ def _scalar(data: st.DataObject, field: FieldDescriptor) -> Any:
         return data.draw(st.integers(-3, 8))  # unknown values included
     if t == F.TYPE_BYTES:
         return data.draw(st.binary(max_size=64))
-    if field.name in ("collection", "space", "name", "encoder"):
+    if field.name in ("collection", "encoder", "backup"):
         return data.draw(st.one_of(st.sampled_from(NAMES), st.text(max_size=10)))
     if field.name == "index":  # factory strings, some of which crash FAISS if let through
         return data.draw(st.one_of(st.sampled_from(
@@ -176,10 +184,8 @@ def test_random_messages_never_break_the_server(server: ServeProcess, method: st
         @given(st.data())
         def run(data: st.DataObject) -> None:
             msg = _message(data, rpc.input_type, 0)
-            if method in WRITES:
-                for field in ("collection", "name"):
-                    if getattr(msg, field, None) == "ref":
-                        setattr(msg, field, "scratch")
+            if method in WRITES and getattr(msg, "collection", None) == "ref":
+                msg.collection = "scratch"
             _call(channel, method, msg.SerializeToString())
 
         run()

@@ -17,10 +17,14 @@ from .vecmath import unit_rows
 COSMUL_EPSILON = 0.000001
 
 
-def check_weights(weights: Sequence[float]) -> None:
-    bad = [w for w in weights if not np.isfinite(w)]
+def check_weights(weights: Sequence[float], field: str = "weights") -> None:
+    """Raises InvalidInput unless every weight is finite; `field` is the path of the
+    weights, with `{}` standing for the position of the bad one if it has one."""
+    bad = [i for i, w in enumerate(weights) if not np.isfinite(w)]
     if bad:
-        raise InvalidInput(f"weights must be finite numbers; got {bad[0]}")
+        raise InvalidInput(
+            f"weights must be finite numbers; got {weights[bad[0]]}", field=field.format(bad[0])
+        )
 
 
 def weighted_mean(vectors: FloatArray, weights: Sequence[float]) -> FloatArray:
@@ -33,7 +37,9 @@ def weighted_mean(vectors: FloatArray, weights: Sequence[float]) -> FloatArray:
         mean = mean / total
     out: FloatArray = mean.astype(np.float32)
     if not np.isfinite(out).all():
-        raise InvalidInput("the weighted mean overflows float32; use smaller weights")
+        raise InvalidInput(
+            "the weighted mean overflows float32; use smaller weights", field="weights"
+        )
     return out
 
 

@@ -191,11 +191,14 @@ class BatchedEncoder(Encoder):
 
         return np.stack(self.batcher.submit(items))
 
-    def encode_nowait(self, items: Sequence[Item]) -> Future[FloatArray]:
-        """Validates the items, then queues them for the next forward pass."""
+    def encode_nowait(
+        self, items: Sequence[Item], labels: Sequence[str] | None = None
+    ) -> Future[FloatArray]:
+        """Validates the items (`labels` name them, as in `encode`), then queues them for
+        the next forward pass."""
         import numpy as np
 
-        self.validate(items)
+        self.validate(items, labels)
         queued = self.batcher.submit_nowait(items)
         return then(queued, lambda rows: self._checked(np.stack(rows), len(items)))
 

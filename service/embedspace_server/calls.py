@@ -10,18 +10,20 @@ answer back; it knows nothing of threads or batches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
-from pathlib import Path
 from typing import TypeVar
 
 from .engine import Engine
-from .errors import Cancelled, DeadlineExceeded, Overloaded
+from .errors import Cancelled, DeadlineExceeded, InvalidInput, Overloaded
+from .queries import SpaceRef
 from .types import (
     AnalogyResult,
+    BackupInfo,
     CollectionInfo,
     DistanceResult,
     EncoderInfo,
@@ -32,6 +34,7 @@ from .types import (
     Neighbor,
     OddOneOut,
     Query,
+    RejectedPoint,
     StoredItem,
     UpsertPoint,
     UpsertResult,
@@ -126,20 +129,53 @@ class Calls:
     async def drop_collection(self, name: str) -> None:
         await self._worker(lambda: self.engine.drop_collection(name))
 
-    async def backup(self, collection: str, name: str) -> tuple[str, Path, int]:
+    async def backup(self, collection: str, name: str) -> BackupInfo:
         return await self._worker(lambda: self.engine.backup(collection, name))
 
-    async def restore(self, name: str, collection: str) -> CollectionInfo:
-        return await self._worker(lambda: self.engine.restore(name, collection))
+    async def backups(self) -> list[BackupInfo]:
+        return await self._worker(self.engine.backups)
+
+    async def restore(self, backup: str, collection: str) -> CollectionInfo:
+        return await self._worker(lambda: self.engine.restore(backup, collection))
 
     async def upsert(self, collection: str, points: Sequence[UpsertPoint]) -> UpsertResult:
         return await self._worker(lambda: self.engine.upsert(collection, points))
 
-    async def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
-        return await self._worker(lambda: self.engine.get(collection, ids))
+    async def upsert_stream(
+        self, messages: AsyncIterable[tuple[str, list[UpsertPoint], dict[int, InvalidInput]]]
+    ) -> tuple[UpsertResult, list[RejectedPoint], int]:
+        """Bulk loading: each message (a collection, its points, and those that did not
+        convert) applied in turn as it arrives, as an upsert is (one worker call each, held
+        to the same limits), but leaving out the points that fail validation. Returns the
+        totals, the points left out and how many messages came. An error that is not one
+        point's ends the stream; the messages before it stay applied."""
+        inserted = replaced = count = 0
+        rejected: list[RejectedPoint] = []
+        async for collection, points, invalid in messages:
+            result, left_out = await self._worker(
+                functools.partial(
+                    self.engine.upsert_valid, collection, points, invalid, request=count
+                )
+            )
+            inserted += result.inserted
+            replaced += result.replaced
+            rejected += left_out
+            count += 1
+        return UpsertResult(inserted, replaced), rejected, count
 
-    async def scan(self, collection: str, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        return await self._worker(lambda: self.engine.scan(collection, offset, limit))
+    async def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
+        """The stored items of the ids, in their order; unknown ids left out."""
+        return await self._worker(lambda: self.engine.get(collection, ids, missing_ok=True))
+
+    async def scan(
+        self, collection: str, after: str, limit: int, vectors: bool, metadata: bool
+    ) -> tuple[list[StoredItem], int, bool]:
+        return await self._worker(
+            lambda: self.engine.scan(collection, after, limit, vectors=vectors, metadata=metadata)
+        )
+
+    async def count(self, collection: str, where: Metadata) -> int:
+        return await self._worker(lambda: self.engine.count(collection, where))
 
     async def delete(self, collection: str, ids: Sequence[str]) -> int:
         return await self._worker(lambda: self.engine.delete(collection, ids))
@@ -168,13 +204,30 @@ class Calls:
             return await self._batched(start)
         return await self._worker(lambda: start().result())
 
+    async def search_batch(
+        self,
+        collection: str,
+        queries: Sequence[Query],
+        k: int,
+        min_score: float | None,
+        exclude: Sequence[str],
+        where: Metadata,
+        params: Mapping[str, float],
+    ) -> list[list[Neighbor]]:
+        return await self._worker(
+            lambda: self.engine.search_batch(
+                collection, queries, k, min_score=min_score, exclude=exclude, where=where,
+                params=params,
+            )
+        )  # fmt: skip
+
     async def compare(
         self, collections: Sequence[str], query: Query, k: int
     ) -> tuple[list[tuple[str, str, list[Neighbor]]], FloatArray]:
         return await self._worker(lambda: self.engine.compare(collections, query, k))
 
     async def distance(
-        self, space: str, a: Sequence[Query], b: Sequence[Query], metric: Metric | None,
+        self, space: SpaceRef, a: Sequence[Query], b: Sequence[Query], metric: Metric | None,
         matrix: bool,
     ) -> DistanceResult:  # fmt: skip
         return await self._worker(
@@ -193,12 +246,12 @@ class Calls:
             lambda: self.engine.analogy(collection, positive, negative, k, method=method)
         )
 
-    async def doesnt_match(self, space: str, items: Sequence[Query]) -> OddOneOut:
+    async def doesnt_match(self, space: SpaceRef, items: Sequence[Query]) -> OddOneOut:
         return await self._worker(lambda: self.engine.doesnt_match(space, items))
 
     async def mean_vector(
-        self, space: str, items: Sequence[Query], weights: Sequence[float], pre_normalize: bool,
-        post_normalize: bool,
+        self, space: SpaceRef, items: Sequence[Query], weights: Sequence[float],
+        pre_normalize: bool, post_normalize: bool,
     ) -> FloatArray:  # fmt: skip
         return await self._worker(
             lambda: self.engine.mean_vector(

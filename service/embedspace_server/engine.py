@@ -1,8 +1,10 @@
 """The engine: embed, store, search, measure and do arithmetic over encoders and
 collections, composed of rooms: the catalogue (which collections exist), queries (spaces,
-query vectors, limits), arithmetic (gensim's, in numpy) and the batchers (batching.py). It
-knows nothing of gRPC; every method is blocking and thread-safe, except the `start_*`
-methods, which queue work for a shared batch and return a future.
+query vectors, limits), items (upsert, get, scan, count, delete), geometry (distances and
+gensim's arithmetic) and the batchers (batching.py). It knows nothing of gRPC; every method
+is blocking and thread-safe, except the `start_*` methods, which queue work for a shared
+batch and return a future. The rooms' calls are the engine's own (`engine.upsert`,
+`engine.distance`...).
 """
 
 from __future__ import annotations
@@ -10,46 +12,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from pathlib import Path
 
 import numpy as np
 
-from .arithmetic import Ranking, check_weights, pairwise_distances, unit, weighted_mean
 from .batching import BatchedEncoder, SearchCoalescer, SearchRequest, then
 from .catalogue import Catalogue
 from .config import Settings
 from .encoders import EncoderRegistry
-from .errors import CollectionNotFound, InvalidInput
+from .errors import CollectionNotFound, InvalidInput, blaming
+from .geometry import Geometry
 from .index.base import Backend, VectorCollection
-from .queries import Queries
+from .items import Items
+from .queries import Queries, Space
 from .threads import thread_initializer
 from .types import (
-    AnalogyResult,
+    BackupInfo,
     CollectionInfo,
-    DistanceResult,
     EncoderInfo,
     FloatArray,
     IdQuery,
     Item,
-    ItemQuery,
     Metadata,
     Metric,
     Neighbor,
-    OddOneOut,
     Query,
-    StoredItem,
-    Text,
-    UpsertPoint,
-    UpsertResult,
 )
-from .vecmath import check_vector, unit_rows
 
 log = logging.getLogger(__name__)
-
-
-def _is_key(query: Query) -> bool:
-    """gensim normalises keys (here: stored ids and embedded items), not raw vectors."""
-    return isinstance(query, IdQuery | ItemQuery)
 
 
 class Engine:
@@ -60,9 +49,22 @@ class Engine:
         self.limits = settings or Settings()
         self.catalogue = Catalogue(registry, backend, self.limits)
         self.queries = Queries(registry, self.catalogue, self.limits)
+        self.items = Items(self.catalogue, self.queries, self.limits)
+        self.geometry = Geometry(self.queries)
         self._coalescers: dict[str, SearchCoalescer] = {}
         self._thread_initializer = thread_initializer(self.limits)
         self.catalogue.on_drop = self._close_coalescer
+        # The rooms' calls.
+        self.upsert = self.items.upsert
+        self.upsert_valid = self.items.upsert_valid
+        self.get = self.items.get
+        self.scan = self.items.scan
+        self.count = self.items.count
+        self.delete = self.items.delete
+        self.distance = self.geometry.distance
+        self.analogy = self.geometry.analogy
+        self.doesnt_match = self.geometry.doesnt_match
+        self.mean_vector = self.geometry.mean_vector
 
     @property
     def quarantined(self) -> dict[str, str]:
@@ -74,10 +76,10 @@ class Engine:
         return self.registry.infos()
 
     def embed(self, encoder: str, items: Sequence[Item]) -> FloatArray:
-        self.queries.check_batch(len(items), "items")
+        self.queries.check_batch(len(items), "items", "items")
         enc = self.registry.get(encoder)
         self.queries.check_texts(items)
-        return enc.encode(items)
+        return enc.encode(items, _item_fields(len(items)))
 
     def embeds_in_batches(self, encoder: str) -> bool:
         """Whether concurrent embeds for `encoder` share forward passes (`start_embed`)."""
@@ -86,12 +88,12 @@ class Engine:
     def start_embed(self, encoder: str, items: Sequence[Item]) -> Future[FloatArray]:
         """Validates the items and queues them for the encoder's next shared forward pass,
         without blocking. Only for an encoder that `embeds_in_batches`."""
-        self.queries.check_batch(len(items), "items")
+        self.queries.check_batch(len(items), "items", "items")
         enc = self.registry.get(encoder)
         if not isinstance(enc, BatchedEncoder):
             raise TypeError(f"encoder {encoder!r} does not embed in batches; use embed()")
         self.queries.check_texts(items)
-        return enc.encode_nowait(items)
+        return enc.encode_nowait(items, _item_fields(len(items)))
 
     # ------------------------------------------------------------ collections
 
@@ -122,53 +124,24 @@ class Engine:
     def drop_collection(self, name: str) -> None:
         self.catalogue.drop(name)
 
-    def backup(self, collection: str, name: str = "") -> tuple[str, Path, int]:
-        return self.catalogue.backup(collection, name)
+    def backup(self, collection: str, name: str = "") -> BackupInfo:
+        """Writes a consistent snapshot of a collection into the backup folder (`name`
+        defaults to "<collection>-<UTC time>")."""
+        coll = self.catalogue.get(collection)  # an unknown collection before a bad name
+        with blaming("backup"):
+            return self.catalogue.backup(coll.spec.name, name)
 
-    def restore(self, name: str, collection: str) -> CollectionInfo:
-        return self.catalogue.restore(name, collection)
+    def backups(self) -> list[BackupInfo]:
+        """The backups in the backup folder, oldest first."""
+        return self.catalogue.backups()
+
+    def restore(self, backup: str, collection: str) -> CollectionInfo:
+        """Creates `collection` from a backup."""
+        return self.catalogue.restore(backup, collection)
 
     def snapshot(self) -> int:
         """Saves every collection that changed since its last save; returns how many."""
         return self.catalogue.save()
-
-    # ------------------------------------------------------------ items
-
-    def upsert(self, collection: str, points: Sequence[UpsertPoint]) -> UpsertResult:
-        coll = self.collection(collection)
-        self.queries.check_batch(len(points), "points")
-        vectors = np.empty((len(points), coll.spec.dim), np.float32)
-        to_embed: list[int] = []
-        for i, point in enumerate(points):
-            self.queries.check_id(i, point.id)
-            if (point.item is None) == (point.vector is None):
-                raise InvalidInput(f"point {point.id!r} needs exactly one of an item or a vector")
-            if point.vector is not None:
-                check_vector(point.vector, coll.spec.dim, f"vector of point {point.id!r}")
-                vectors[i] = point.vector
-            else:
-                to_embed.append(i)
-                self.queries.check_texts([point.item], [f"point {point.id!r}"])
-        if to_embed:
-            space = self.queries.space(collection)
-            items = [points[i].item for i in to_embed]
-            vectors[to_embed] = space.embed(
-                [it for it in items if it is not None],
-                [f"point {points[i].id!r}" for i in to_embed],
-            )
-        return coll.upsert([p.id for p in points], vectors, [p.metadata for p in points])
-
-    def get(self, collection: str, ids: Sequence[str]) -> list[StoredItem]:
-        self.queries.check_batch(len(ids), "ids")
-        return self.collection(collection).get(ids)
-
-    def scan(self, collection: str, offset: int, limit: int) -> tuple[list[StoredItem], int]:
-        limit = min(limit or self.limits.max_batch, self.limits.max_batch)
-        return self.collection(collection).scan(offset, limit)
-
-    def delete(self, collection: str, ids: Sequence[str]) -> int:
-        self.queries.check_batch(len(ids), "ids")
-        return self.collection(collection).delete(ids)
 
     # ------------------------------------------------------------ search and distance
 
@@ -191,14 +164,10 @@ class Engine:
         call. Blocks only to embed items or read stored ids the query names, and to search
         at once where coalescing is off (search_batch 1). The neighbours are the list the
         collection gave: a types.Hits where some of its shards did not answer."""
-        self.queries.check_k(k)
-        if min_score is not None and not np.isfinite(min_score):
-            raise InvalidInput(f"min_score must be a finite number; got {min_score}")
-        space = self.queries.space(collection, need_collection=True)
+        space = self._search_space(collection, k, min_score, params)
         coll = space.collection
         assert coll is not None
-        coll.check_search_params(params or {})  # one caller's error stays its own
-        vector = self.queries.resolve(space, [query])[0]
+        vector = self.queries.resolve(space, [query], ["query"])[0]
         request = SearchRequest(
             vector, k, tuple(exclude), dict(where or {}), min_score, dict(params or {})
         )
@@ -208,6 +177,43 @@ class Engine:
             return done
         queued = self._coalescer(coll).submit_nowait([request])
         return then(queued, lambda answers: answers[0])
+
+    def search_batch(
+        self,
+        collection: str,
+        queries: Sequence[Query],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        exclude: Sequence[str] = (),
+        where: Metadata | None = None,
+        params: Mapping[str, float] | None = None,
+    ) -> list[list[Neighbor]]:
+        """Many queries with one set of parameters: resolved together (their items embedded
+        in one batch) and searched in one call of the collection; one answer per query, as
+        `start_search` gives it."""
+        self.queries.check_batch(len(queries), "queries", "queries")
+        space = self._search_space(collection, k, min_score, params)
+        coll = space.collection
+        assert coll is not None
+        fields = [f"queries[{i}]" for i in range(len(queries))]
+        vectors = self.queries.resolve(space, queries, fields)
+        return coll.search(
+            vectors, k, exclude=tuple(exclude), where=dict(where or {}), min_score=min_score,
+            params=dict(params or {}),
+        )  # fmt: skip
+
+    def _search_space(
+        self, collection: str, k: int, min_score: float | None, params: Mapping[str, float] | None
+    ) -> Space:
+        """The collection of a search, once its parameters are checked."""
+        self.queries.check_k(k)
+        self.queries.check_min_score(min_score)
+        space = self.queries.collection_space(collection)
+        assert space.collection is not None
+        with blaming("search_params"):  # one caller's error stays its own
+            space.collection.check_search_params(params or {})
+        return space
 
     def _coalescer(self, coll: VectorCollection) -> SearchCoalescer:
         """The search batcher of a collection: concurrent searches share FAISS calls."""
@@ -246,8 +252,10 @@ class Engine:
         """The same query over several collections: each one's (name, encoder, neighbours,
         a types.Hits where shards were missing) and the Jaccard@k matrix of their ids."""
         if len(collections) < 2 or len(set(collections)) != len(collections):
-            raise InvalidInput("compare needs two or more different collections")
-        self.queries.check_batch(len(collections), "collections")
+            raise InvalidInput(
+                "compare needs two or more different collections", field="collections"
+            )
+        self.queries.check_batch(len(collections), "collections", "collections")
         exclude = [query.id] if isinstance(query, IdQuery) else []
         answers = []
         for name in collections:
@@ -259,113 +267,9 @@ class Engine:
         )
         return answers, jaccard
 
-    def distance(
-        self,
-        space_name: str,
-        a: Sequence[Query],
-        b: Sequence[Query],
-        *,
-        metric: Metric | None = None,
-        matrix: bool = False,
-    ) -> DistanceResult:
-        space = self.queries.space(space_name)
-        if not a or not b:
-            raise InvalidInput("distance needs at least one query on each side")
-        self.queries.check_batch(max(len(a), len(b)), "queries on one side")
-        if not matrix and len(a) != len(b):
-            raise InvalidInput(
-                f"pairwise distance needs as many queries in a as in b; got {len(a)} and "
-                f"{len(b)} (ask for the matrix instead)"
-            )
-        vectors = self.queries.resolve(space, [*a, *b])
-        va, vb = vectors[: len(a)], vectors[len(a) :]
-        metric = metric or space.metric
-        return DistanceResult(pairwise_distances(va, vb, metric, matrix=matrix), metric)
 
-    # ------------------------------------------------------------ arithmetic (gensim)
-
-    def analogy(
-        self,
-        collection: str,
-        positive: Sequence[tuple[Query, float | None]],
-        negative: Sequence[tuple[Query, float | None]] = (),
-        k: int = 10,
-        *,
-        method: str = "add",
-    ) -> AnalogyResult:
-        """gensim `most_similar` (method "add", 3CosAdd) or `most_similar_cosmul` ("mul");
-        the collection ranks its own vectors (its answer, a types.Hits where shards were
-        missing, is the result's neighbours as it is)."""
-        self.queries.check_k(k)
-        space = self.queries.space(collection, need_collection=True)
-        coll = space.collection
-        assert coll is not None
-        terms = [*positive, *negative]
-        if not terms or (method == "mul" and not positive):
-            raise InvalidInput("analogy needs at least one positive term")
-        self.queries.check_batch(len(terms), "analogy terms")
-        check_weights([w for _, w in terms if w is not None])
-        if method not in ("add", "mul"):
-            raise InvalidInput(f"analogy method must be 'add' or 'mul'; got {method!r}")
-        if method == "mul" and any(w is not None for _, w in terms):
-            raise InvalidInput("method 'mul' (3CosMul) takes no weights")
-        queries = [q for q, _ in terms]
-        vectors = self.queries.resolve(space, queries)
-        excluded = {q.id for q in queries if isinstance(q, IdQuery)} | {
-            q.item.text for q in queries if isinstance(q, ItemQuery) and isinstance(q.item, Text)
-        }
-        key_rows = [_is_key(q) for q in queries]
-        vectors[key_rows] = unit_rows(vectors[key_rows])
-        if method == "mul":
-            ranking = Ranking.mul(vectors[: len(positive)], vectors[len(positive) :])
-            return AnalogyResult(coll.rank(ranking, k, excluded), None)
-        weights = [
-            (1.0 if i < len(positive) else -1.0) if w is None else w
-            for i, (_, w) in enumerate(terms)
-        ]
-        mean = unit(weighted_mean(vectors, weights))
-        return AnalogyResult(coll.rank(Ranking.add(mean), k, excluded), mean)
-
-    def doesnt_match(self, space_name: str, items: Sequence[Query]) -> OddOneOut:
-        """gensim `doesnt_match`: the item least similar to the mean of all items, each
-        unit-normalised (raw vectors too: gensim takes only keys here)."""
-        space = self.queries.space(space_name)
-        if not items:
-            raise InvalidInput("doesnt_match needs at least one item")
-        self.queries.check_batch(len(items), "items")
-        vectors = unit_rows(self.queries.resolve(space, items))
-        mean = unit(weighted_mean(vectors, [1.0] * len(vectors)))
-        sims = (vectors @ mean).astype(np.float32)
-        return OddOneOut(int(np.argmin(sims)), sims)
-
-    def mean_vector(
-        self,
-        space_name: str,
-        items: Sequence[Query],
-        weights: Sequence[float] | None = None,
-        *,
-        pre_normalize: bool = True,
-        post_normalize: bool = False,
-    ) -> FloatArray:
-        """gensim `get_mean_vector`: sum(w * v) / sum(|w|), keys normalised first if asked."""
-        space = self.queries.space(space_name)
-        if not items:
-            raise InvalidInput("cannot compute a mean with no items")
-        self.queries.check_batch(len(items), "items")
-        if weights is None or len(weights) == 0:
-            weights = [1.0] * len(items)
-        if len(weights) != len(items):
-            raise InvalidInput(
-                f"mean_vector needs one weight per item; got {len(weights)} weights for "
-                f"{len(items)} items"
-            )
-        check_weights(weights)
-        vectors = self.queries.resolve(space, items)
-        if pre_normalize:
-            keys = [_is_key(q) for q in items]
-            vectors[keys] = unit_rows(vectors[keys])
-        mean = weighted_mean(vectors, weights)
-        return unit(mean) if post_normalize else mean
+def _item_fields(n: int) -> list[str]:
+    return [f"items[{i}]" for i in range(n)]
 
 
 __all__ = ["Engine"]

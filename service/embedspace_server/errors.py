@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class EmbedspaceServerError(Exception):
     """Base of every error the engine raises on purpose."""
@@ -15,6 +18,17 @@ class InvalidInput(EmbedspaceServerError):
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+@contextmanager
+def blaming(field: str) -> Iterator[None]:
+    """Bad input raised inside, where it names no field of its own, is blamed on `field`."""
+    try:
+        yield
+    except InvalidInput as e:
+        if not e.field:
+            e.field = field
+        raise
 
 
 class NotFound(EmbedspaceServerError):

@@ -1,5 +1,6 @@
-"""Spaces, queries and limits: a name becomes a space (a collection, or an encoder), each
-query becomes a vector of that space, and every request is held to the configured limits."""
+"""Spaces, queries and limits: the space a request names becomes a collection or an
+encoder, each query becomes a vector of that space, and every request is held to the
+configured limits. Bad input names the request field to blame (`queries[2].vector`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .arithmetic import check_weights
 from .catalogue import Catalogue
 from .config import Settings
 from .encoders import Encoder, EncoderRegistry
-from .errors import FailedPrecondition, InvalidInput, NotFound
+from .errors import FailedPrecondition, InvalidInput
 from .index.base import VectorCollection
 from .types import (
     FloatArray,
@@ -30,6 +31,15 @@ from .vecmath import check_vector
 
 MAX_QUERY_DEPTH = 16
 MAX_ID_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class SpaceRef:
+    """The space a request's queries live in, as it names it: a collection (whose stored
+    ids the queries may then name) or an encoder. Give exactly one."""
+
+    collection: str | None = None
+    encoder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,8 @@ class Space:
         return self.encoder.info.metric
 
     def embed(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> FloatArray:
-        """Items embedded with the space's encoder, checked against the space's dimension."""
+        """Items embedded with the space's encoder, checked against the space's dimension;
+        `labels` are the items' field paths, which errors name."""
         coll = self.collection
         if self.encoder is None:
             assert coll is not None
@@ -77,98 +88,120 @@ class Queries:
         self.catalogue = catalogue
         self.limits = limits
 
-    def check_texts(self, items: Sequence[Item | None], labels: Sequence[str] = ()) -> None:
+    def check_texts(self, items: Sequence[Item | None], fields: Sequence[str] = ()) -> None:
+        """Texts are held to max_text_chars; `fields` are the items' paths (default
+        `items[i]`)."""
         limit = self.limits.max_text_chars
         for i, item in enumerate(items):
             if isinstance(item, Text) and len(item.text) > limit:
-                label = labels[i] if labels else f"item {i}"
+                field = fields[i] if fields else f"items[{i}]"
                 raise InvalidInput(
-                    f"{label} is a text of {len(item.text)} characters; at most {limit} "
-                    "(max_text_chars)"
+                    f"{field} is a text of {len(item.text)} characters; at most {limit} "
+                    "(max_text_chars)",
+                    field=field,
                 )
 
     def check_k(self, k: int) -> None:
         if not 1 <= k <= self.limits.max_k:
-            raise InvalidInput(f"k must be between 1 and {self.limits.max_k}; got {k}")
+            raise InvalidInput(f"k must be between 1 and {self.limits.max_k}; got {k}", field="k")
 
-    def check_batch(self, n: int, what: str) -> None:
+    def check_min_score(self, min_score: float | None) -> None:
+        if min_score is not None and not np.isfinite(min_score):
+            raise InvalidInput(
+                f"min_score must be a finite number; got {min_score}", field="min_score"
+            )
+
+    def check_batch(self, n: int, what: str, field: str) -> None:
+        """`n` of `what` (the request's repeated `field`): at least one, at most max_batch."""
         if n == 0:
-            raise InvalidInput(f"no {what} given")
+            raise InvalidInput(f"no {what} given", field=field)
         if n > self.limits.max_batch:
             raise InvalidInput(
-                f"too many {what}: {n}; at most {self.limits.max_batch} per call (max_batch)"
+                f"too many {what}: {n}; at most {self.limits.max_batch} per call (max_batch)",
+                field=field,
             )
 
     def check_id(self, i: int, key: str) -> None:
+        field = f"points[{i}].id"
         if not key:
-            raise InvalidInput(f"point {i} has an empty id")
+            raise InvalidInput(f"point {i} has an empty id", field=field)
         if len(key) > MAX_ID_CHARS:
             raise InvalidInput(f"point {i} has an id of {len(key)} characters; at most "
-                               f"{MAX_ID_CHARS}")  # fmt: skip
+                               f"{MAX_ID_CHARS}", field=field)  # fmt: skip
 
-    def space(self, name: str, *, need_collection: bool = False) -> Space:
-        catalogue = self.catalogue
-        if name in catalogue:
-            coll = catalogue.get(name)
-            loaded = coll.spec.encoder in self.registry
-            return Space(name, self.registry.get(coll.spec.encoder) if loaded else None, coll)
-        if need_collection or name in catalogue.quarantined:
-            catalogue.get(name)  # raises CollectionNotFound with the list, or quarantined
-        if name not in self.registry:
-            raise NotFound(
-                f"no collection or encoder named {name!r}; collections: {catalogue.names()}, "
-                f"encoders: {sorted(e.name for e in self.registry.infos())}"
-            )
-        return Space(name, self.registry.get(name), None)
+    def collection_space(self, name: str) -> Space:
+        """A collection as a space (NotFound or quarantined as the catalogue says)."""
+        coll = self.catalogue.get(name)
+        loaded = coll.spec.encoder in self.registry
+        return Space(name, self.registry.get(coll.spec.encoder) if loaded else None, coll)
 
-    def resolve(self, space: Space, queries: Sequence[Query]) -> FloatArray:
-        """Each query as a vector of the space's dimension; items embedded in one batch."""
+    def space(self, ref: SpaceRef) -> Space:
+        """The space a request names; an encoder's name means the encoder, whatever
+        collection may share it."""
+        if ref.collection is not None:
+            return self.collection_space(ref.collection)
+        if ref.encoder is not None:
+            return Space(ref.encoder, self.registry.get(ref.encoder), None)
+        raise InvalidInput("name the space of the queries: set collection or encoder",
+                           field="space")  # fmt: skip
+
+    def resolve(self, space: Space, queries: Sequence[Query], fields: Sequence[str]) -> FloatArray:
+        """Each query as a vector of the space's dimension; items embedded in one batch.
+        `fields` are the queries' paths in the request, which errors name."""
         items: list[Item] = []
+        item_fields: list[str] = []
         budget = [0]
 
-        def collect(q: Query, depth: int) -> None:
+        def collect(q: Query, field: str, depth: int, top: str) -> None:
             budget[0] -= 1
             if budget[0] < 0:
                 raise InvalidInput(
-                    f"query has more than {self.limits.max_query_terms} terms (max_query_terms)"
+                    f"query has more than {self.limits.max_query_terms} terms (max_query_terms)",
+                    field=top,
                 )
             if depth > MAX_QUERY_DEPTH:
-                raise InvalidInput(f"query nests deeper than {MAX_QUERY_DEPTH} weighted sums")
+                raise InvalidInput(
+                    f"query nests deeper than {MAX_QUERY_DEPTH} weighted sums", field=field
+                )
             if isinstance(q, ItemQuery):
                 items.append(q.item)
+                item_fields.append(f"{field}.item")
             elif isinstance(q, SumQuery):
                 if not q.terms:
-                    raise InvalidInput("a weighted sum needs at least one term")
-                check_weights([w for _, w in q.terms])
-                for sub, _ in q.terms:
-                    collect(sub, depth + 1)
+                    raise InvalidInput("a weighted sum needs at least one term", field=field)
+                check_weights([w for _, w in q.terms], f"{field}.sum.terms[{{}}].weight")
+                for j, (sub, _) in enumerate(q.terms):
+                    collect(sub, f"{field}.sum.terms[{j}].query", depth + 1, top)
 
-        for q in queries:
+        for q, field in zip(queries, fields, strict=True):
             budget[0] = self.limits.max_query_terms  # per query
-            collect(q, 0)
-        self.check_texts(items)
-        embedded = iter(space.embed(items)) if items else iter(())
+            collect(q, field, 0, field)
+        self.check_texts(items, item_fields)
+        embedded = iter(space.embed(items, item_fields)) if items else iter(())
 
-        def value(q: Query) -> npt.NDArray[np.floating]:
+        def value(q: Query, field: str) -> npt.NDArray[np.floating]:
             if isinstance(q, ItemQuery):
                 return next(embedded)
             if isinstance(q, IdQuery):
                 if space.collection is None:
                     raise InvalidInput(
                         f"query names stored id {q.id!r}, but {space.name!r} is an encoder, "
-                        "not a collection"
+                        "not a collection",
+                        field=f"{field}.id",
                     )
                 return space.collection.get([q.id])[0].vector
             if isinstance(q, VectorQuery):
-                check_vector(q.array, space.dim, "query vector")
+                check_vector(q.array, space.dim, f"{field}.vector")
                 return q.array.astype(np.float32, copy=False)
             total = np.zeros(space.dim, np.float64)
-            for sub, w in q.terms:
-                total += w * value(sub)
+            for j, (sub, w) in enumerate(q.terms):
+                total += w * value(sub, f"{field}.sum.terms[{j}].query")
             return total
 
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            out = np.stack([value(q) for q in queries]).astype(np.float32)
-        if not np.isfinite(out).all():
-            raise InvalidInput("the query's vector overflows float32")
+            out = np.stack([value(q, f) for q, f in zip(queries, fields, strict=True)])
+            out = out.astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if len(bad):
+            raise InvalidInput("the query's vector overflows float32", field=fields[bad[0]])
         return out

@@ -13,12 +13,16 @@ from .types import FloatArray
 A = TypeVar("A", bound=npt.NDArray[Any])
 
 
-def check_vector(array: FloatArray, dim: int, what: str) -> None:
-    """Raises InvalidInput unless `array` is a finite vector of `dim` values."""
+def check_vector(array: FloatArray, dim: int, what: str, field: str | None = None) -> None:
+    """Raises InvalidInput unless `array` is a finite vector of `dim` values. `what` names
+    it in messages and, unless `field` is given, is its field path in the request."""
+    field = what if field is None else field
     if array.ndim != 1 or array.shape[0] != dim:
-        raise InvalidInput(f"{what} must have dimension {dim}; got shape {tuple(array.shape)}")
+        raise InvalidInput(
+            f"{what} must have dimension {dim}; got shape {tuple(array.shape)}", field=field
+        )
     if not np.isfinite(array).all():
-        raise InvalidInput(f"{what} contains NaN or infinite values")
+        raise InvalidInput(f"{what} contains NaN or infinite values", field=field)
 
 
 def unit_rows(matrix: A) -> A:

@@ -61,18 +61,21 @@ class Encoder(ABC):
     def validate(self, items: Sequence[Item], labels: Sequence[str] | None = None) -> None:
         """Raises InvalidInput unless every item is one this encoder can embed."""
         if not items:
-            raise InvalidInput(f"encoder {self.info.name!r}: no items to embed")
+            raise InvalidInput(f"encoder {self.info.name!r}: no items to embed", field="items")
         for i, item in enumerate(items):
             label = labels[i] if labels else f"item {i}"
             if item.kind is not self.info.item_kind:
                 raise InvalidInput(
                     f"encoder {self.info.name!r} expects {_KIND_NOUNS[self.info.item_kind]}; "
-                    f"{label} is {describe_item(item)}"
+                    f"{label} is {describe_item(item)}",
+                    field=label,
                 )
             self.check(label, item)
 
     def check(self, label: str, item: Item) -> None:  # noqa: B027 (optional hook)
-        """Raises InvalidInput if one item of the right kind is still unusable."""
+        """Raises InvalidInput if one item of the right kind is still unusable; `label`
+        names the item in messages and is the error's field (the engine passes the item's
+        path in the request, as `points[3].item`)."""
 
     @abstractmethod
     def _encode(self, items: Sequence[Item]) -> FloatArray: ...

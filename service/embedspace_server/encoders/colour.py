@@ -132,7 +132,7 @@ class ColourEncoder(Encoder):
             try:
                 return parse_colour(item.text)
             except InvalidInput as e:
-                raise InvalidInput(f"{where}: {e}") from None
+                raise InvalidInput(f"{where}: {e}", field=label) from None
             except NotFound as e:
                 raise NotFound(f"{where}: {e}") from None
         if isinstance(item, Tensor):
@@ -140,14 +140,18 @@ class ColourEncoder(Encoder):
             if a.shape != (3,):
                 raise InvalidInput(
                     f"{where} must be a tensor of shape (3,) (sRGB in [0, 1]); "
-                    f"got shape {tuple(a.shape)}"
+                    f"got shape {tuple(a.shape)}",
+                    field=label,
                 )
             if not np.isfinite(a).all() or a.min() < 0.0 or a.max() > 1.0:
-                raise InvalidInput(f"{where} must hold sRGB values in [0, 1]; got {a.tolist()}")
+                raise InvalidInput(
+                    f"{where} must hold sRGB values in [0, 1]; got {a.tolist()}", field=label
+                )
             return (float(a[0]), float(a[1]), float(a[2]))
         raise InvalidInput(
             f"encoder {self.info.name!r} expects text items (a '#rrggbb' hex or an XKCD colour "
-            f"name) or tensors of shape (3,); {label} is {describe_item(item)}"
+            f"name) or tensors of shape (3,); {label} is {describe_item(item)}",
+            field=label,
         )
 
     def check(self, label: str, item: Item) -> None:
@@ -157,7 +161,7 @@ class ColourEncoder(Encoder):
         """Validates every item (a text or a tensor), then returns (len(items), 3) float32
         points; `Encoder.encode` would refuse tensors, since `info` names one item kind."""
         if not items:
-            raise InvalidInput(f"encoder {self.info.name!r}: no items to embed")
+            raise InvalidInput(f"encoder {self.info.name!r}: no items to embed", field="items")
         for i, item in enumerate(items):
             self.check(labels[i] if labels else f"item {i}", item)
         return self._encode(items)

@@ -87,7 +87,7 @@ class SentenceTransformerEncoder(Encoder):
     def check(self, label: str, item: Item) -> None:
         assert isinstance(item, Text)
         if not item.text.strip():
-            raise InvalidInput(f"encoder {self.info.name!r}: {label} is an empty text")
+            raise InvalidInput(f"encoder {self.info.name!r}: {label} is an empty text", field=label)
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
         texts = [item.text for item in items if isinstance(item, Text)]

@@ -100,20 +100,22 @@ class TrainedEncoder(Encoder):
             if tuple(array.shape) != self._shape:
                 raise InvalidInput(
                     f"{where} must be a tensor of shape {self._shape}{self._layout}; "
-                    f"got shape {tuple(array.shape)}"
+                    f"got shape {tuple(array.shape)}",
+                    field=label,
                 )
             if not np.isfinite(array).all():
-                raise InvalidInput(f"{where} contains NaN or infinite values")
+                raise InvalidInput(f"{where} contains NaN or infinite values", field=label)
             low, high = self._range
             if (low is not None and array.min() < low) or (high is not None and array.max() > high):
                 raise InvalidInput(
                     f"{where} must hold values in [{low}, {high}]; "
-                    f"got values from {float(array.min())} to {float(array.max())}"
+                    f"got values from {float(array.min())} to {float(array.max())}",
+                    field=label,
                 )
         elif isinstance(item, Record) and self._schema is not None:
             reason = self._schema.problem(item.fields)
             if reason:
-                raise InvalidInput(f"{where}: {reason}")
+                raise InvalidInput(f"{where}: {reason}", field=label)
 
     def _inputs(self, items: Sequence[Item]) -> FloatArray:
         if self._schema is not None:

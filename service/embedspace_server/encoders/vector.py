@@ -23,7 +23,7 @@ class VectorEncoder(Encoder):
 
     def check(self, label: str, item: Item) -> None:
         assert isinstance(item, VectorItem)
-        check_vector(item.array, self.info.dim, f"encoder {self.info.name!r}: {label}")
+        check_vector(item.array, self.info.dim, f"encoder {self.info.name!r}: {label}", label)
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
         return np.stack([item.array for item in items if isinstance(item, VectorItem)])

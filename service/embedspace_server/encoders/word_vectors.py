@@ -66,7 +66,7 @@ class WordVectorEncoder(Encoder):
     def check(self, label: str, item: Item) -> None:
         assert isinstance(item, Text)
         if not item.text:
-            raise InvalidInput(f"encoder {self.info.name!r}: {label} is an empty word")
+            raise InvalidInput(f"encoder {self.info.name!r}: {label} is an empty word", field=label)
         if item.text not in self.vectors.key_to_index:
             raise WordNotFound(
                 f"encoder {self.info.name!r}: no vector for the word {item.text!r} ({label}); "
