@@ -2,9 +2,12 @@
 """Generates client/embedspace/_async_client.py (AsyncClient) from _client.py (Client).
 
 Each SDK call is written once, in `Client`; the async client is the same text with every
-method `async def` and every `self._run(...)` awaited, on `AsyncBase` instead of
-`BlockingBase`, so signatures and docstrings match by construction. The result is formatted
-with ruff. With --check, fails if the committed file differs (`make lint` runs this).
+method `async def`, every call of a base-class primitive (`self._run(...)`, which runs one
+call, and `self._ingest(...)`, the bulk loader) awaited, and every `Iterator` an
+`AsyncIterator` (a method that yields becomes an async generator), on `AsyncBase` instead
+of `BlockingBase`, so signatures and docstrings match by construction. The class docstring
+keeps Client's, but for its first paragraph. The result is sorted and formatted with ruff.
+With --check, fails if the committed file differs (`make lint` runs this).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ Each call is defined once, in `_client.py`. `{COMMAND}` writes this file
 from it; `make lint` fails when it is stale.
 """
 '''
-CLASS_DOC = '''    """An asyncio client with the same methods as `Client`. Use `async with`, or
+CLASS_SUMMARY = """An asyncio client with the same methods as `Client`. Use `async with`, or
     `await close()`."""
-'''
+# What the base classes provide in a blocking and an awaitable flavour.
+PRIMITIVES = r"\bself\._(run|ingest)\("
 
 
 def _replace_lines(lines: list[str], node: ast.stmt, text: str) -> None:
@@ -60,18 +64,28 @@ def generate() -> str:
 
     # Bottom up, so that earlier line numbers stay valid.
     lines = source.splitlines(keepends=True)
-    _replace_lines(lines, client.body[0], CLASS_DOC)
+    doc_node = client.body[0]
+    doc = "".join(lines[doc_node.lineno - 1 : doc_node.end_lineno]).strip()
+    _, _, rest = doc[3:-3].partition("\n\n")  # the paragraphs after the summary
+    class_doc = CLASS_SUMMARY + ("\n\n" + rest if rest else "")
+    _replace_lines(lines, doc_node, f'    """{class_doc}"""\n')
     _replace_lines(lines, tree.body[0], MODULE_DOC)
     text = "".join(lines)
 
     text = _sub(r"\bBlockingBase\b", "AsyncBase", text, at_least=2)
     text = _sub(r"^class Client\(", "class AsyncClient(", text, at_least=1)
     text = _sub(r"^    def ", "    async def ", text, at_least=len(methods))
-    text = _sub(r"\bself\._run\(", "await self._run(", text, at_least=len(methods))
-    return subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
-        input=text, capture_output=True, text=True, check=True, cwd=REPO,
-    ).stdout  # fmt: skip
+    text = _sub(PRIMITIVES, r"await self._\1(", text, at_least=len(methods))
+    text = re.sub(r"\bIterator\b", "AsyncIterator", text)
+    # An async generator cannot `yield from`: the rule that asks for it does not apply here.
+    text = text.replace("  # noqa: UP028", "")
+    ruff = [sys.executable, "-m", "ruff"]
+    for command in (["check", "--select", "I", "--fix", "--quiet"], ["format"]):
+        text = subprocess.run(
+            [*ruff, *command, "--stdin-filename", str(TARGET), "-"],
+            input=text, capture_output=True, text=True, check=True, cwd=REPO,
+        ).stdout  # fmt: skip
+    return text
 
 
 def main() -> int:

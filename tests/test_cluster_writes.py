@@ -68,10 +68,10 @@ def test_a_sharded_collection_backs_up_and_restores_whole(
         es.create_collection(collection_name, "vec8l2", shards=3, replicas=2)
         es.upsert(collection_name, ids, vectors=vectors, metadata=meta)
         es.delete(collection_name, ids[:10])
-        backup = es.backup(collection_name, name=f"{collection_name}-bk")
+        backup = es.backup(collection_name, f"{collection_name}-bk")
         assert backup.count == 190
         es.drop_collection(collection_name)
-        restored = es.restore(backup.name, collection_name)
+        restored = es.restore(backup.backup, collection_name)
         assert (restored.shards, restored.replicas, restored.count) == (3, 2, 190)
         got = es.get(collection_name, ids[10:])
         np.testing.assert_array_equal(np.stack([g.vector for g in got]), vectors[10:])
@@ -79,8 +79,8 @@ def test_a_sharded_collection_backs_up_and_restores_whole(
         assert es.search(collection_name, vectors[42], k=1)[0].id == "b42"
         es.drop_collection(collection_name)
         folder = ray_server.server.settings.data_dir / "backups"
-        files = sorted(p.name for p in folder.glob(f"{backup.name}*"))
-        assert files == [backup.name, f"{backup.name}.shard1", f"{backup.name}.shard2"]
+        files = sorted(p.name for p in folder.glob(f"{backup.backup}*"))
+        assert files == [backup.backup, f"{backup.backup}.shard1", f"{backup.backup}.shard2"]
 
     # A server that keeps collections in its data directory refuses it, naming why.
     target = shared_server.server.settings.data_dir / "backups"
@@ -88,7 +88,7 @@ def test_a_sharded_collection_backs_up_and_restores_whole(
     for name in files:
         (target / name).write_bytes((folder / name).read_bytes())
     with Client(shared_server.target, timeout=60) as es, pytest.raises(FailedPrecondition) as e:
-        es.restore(backup.name, collection_name)
+        es.restore(backup.backup, collection_name)
     assert "3 shard(s)" in str(e.value) and "--ray" in str(e.value)
 
 

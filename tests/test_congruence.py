@@ -105,24 +105,26 @@ def test_distance_equals_numpy(client: Client, metric: str) -> None:
         expected = -(a @ b.T)
     else:
         expected = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
-    matrix = client.distance("vec8", list(a), list(b), metric=metric, matrix=True)
+    matrix = client.distance(list(a), list(b), encoder="vec8", metric=metric, matrix=True)
     assert matrix.shape == (4, 3)
     np.testing.assert_allclose(matrix, expected, rtol=1e-5, atol=1e-5)
-    pairs = client.distance("vec8", list(a[:3]), list(b), metric=metric)
+    pairs = client.distance(list(a[:3]), list(b), encoder="vec8", metric=metric)
     np.testing.assert_allclose(pairs, np.diag(expected[:3]), rtol=1e-5, atol=1e-5)
-    single = client.distance("vec8", a[0], b[0], metric=metric)
+    single = client.distance(a[0], b[0], encoder="vec8", metric=metric)
     assert single == pytest.approx(float(expected[0, 0]), abs=1e-5)
 
 
 def test_distance_defaults_to_the_encoder_metric(client: Client) -> None:
     a, b = np.ones(8, np.float32), np.arange(8, dtype=np.float32)
-    assert client.distance("vec8l2", a, b) == pytest.approx(float(np.linalg.norm(a - b)), 1e-5)
-    assert client.distance("vec8dot", a, b) == pytest.approx(-float(a @ b), 1e-5)
+    assert client.distance(a, b, encoder="vec8l2") == pytest.approx(
+        float(np.linalg.norm(a - b)), 1e-5
+    )
+    assert client.distance(a, b, encoder="vec8dot") == pytest.approx(-float(a @ b), 1e-5)
 
 
 def test_pairs_of_unequal_lists_are_refused(client: Client) -> None:
     with pytest.raises(InvalidArgument, match="as many queries"):
-        client.distance("vec8", [np.ones(8)] * 2, [np.ones(8)] * 3)
+        client.distance([np.ones(8)] * 2, [np.ones(8)] * 3, encoder="vec8")
 
 
 @pytest.mark.parametrize("filled", ["vec8dot"], indirect=True)

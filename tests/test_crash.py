@@ -238,13 +238,13 @@ def _check_refusal(run: int, w: Workload, signalled: float) -> None:
 def _scan(es: Client, collection: str) -> tuple[dict[str, np.ndarray], int]:
     """Every stored item of a collection, and the total scan reports."""
     found: dict[str, np.ndarray] = {}
-    total = offset = 0
+    token = ""
     while True:
-        page, total = es.scan(collection, offset)
-        found.update((s.id, s.vector) for s in page)
-        offset += len(page)
-        if not page or offset >= total:
-            return found, total
+        page = es.scan(collection, page_token=token)
+        found.update((s.id, s.vector) for s in page.items)
+        token = page.next_page_token
+        if not token:
+            return found, page.total
 
 
 def _wrong_vectors(vectors: dict[str, np.ndarray], expected: Items) -> list[str]:

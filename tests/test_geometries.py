@@ -74,7 +74,7 @@ def test_house_neighbours_agree_on_price_fields_not_on_colour(served: RunningSer
 
 def test_red_plus_blue_is_a_purple_in_rgb(served: RunningServer) -> None:
     with Client(served.target) as es:
-        mean = es.mean_vector("xkcd-rgb", [Ref("red"), Ref("blue")])
+        mean = es.mean_vector([Ref("red"), Ref("blue")], collection="xkcd-rgb")
         nearest = es.search("xkcd-rgb", mean, k=1)[0].id
     assert "purple" in nearest or "violet" in nearest
 

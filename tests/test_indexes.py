@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from embedspace import Client, InvalidArgument, NotFound, Ref
+from embedspace import Client, InvalidArgument, Ref
 from embedspace_server.encoders import EncoderRegistry
 from embedspace_server.encoders.vector import VectorEncoder
 from embedspace_server.engine import Engine
@@ -42,8 +42,8 @@ def test_flat_code_indexes_replace_and_delete_keeping_ids_right(
         hit = client.search(collection_name, Ref(item.id), k=1)[0]
         assert hit.id == item.id  # the id map still points at the right vectors
     assert client.describe(collection_name).count == 397
-    with pytest.raises(NotFound):
-        client.get(collection_name, ["q1"])
+    got = client.get(collection_name, ["q1", "q4"])
+    assert [item.id for item in got] == ["q4"] and got.missing_ids == ["q1"]
 
 
 @pytest.mark.parametrize("index", ["IVF4,Flat", "HNSW8"])
@@ -100,7 +100,7 @@ def test_huge_weights_are_refused_or_computed_without_overflow(
     with pytest.raises(InvalidArgument, match="finite"):
         client.analogy(collection_name, [(Ref("q1"), float("inf")), Ref("q2")])
     big = np.full(8, 3e38, np.float32)
-    mean = client.mean_vector(collection_name, [big, big], weights=[3e38, 3e38])
+    mean = client.mean_vector([big, big], collection=collection_name, weights=[3e38, 3e38])
     np.testing.assert_allclose(mean, big, rtol=1e-6)  # a mean, not inf or NaN
     with pytest.raises(InvalidArgument, match="overflows"):
         client.search(collection_name, Sum([(big, 3.0), (big, 3.0)]))
@@ -108,7 +108,7 @@ def test_huge_weights_are_refused_or_computed_without_overflow(
 
 def test_the_term_budget_is_per_query_not_per_call(client: Client) -> None:
     vectors = list(np.random.default_rng(2).normal(size=(300, 8)).astype(np.float32))
-    assert client.distance("vec8", vectors, vectors, matrix=True).shape == (300, 300)
+    assert client.distance(vectors, vectors, encoder="vec8", matrix=True).shape == (300, 300)
 
 
 def test_a_write_racing_a_drop_fails_and_the_drop_sticks(tmp_path: Path) -> None:

@@ -116,13 +116,12 @@ def test_doesnt_match_and_mean_vector_match_gensim(client: Client, words_collect
     name, kv = words_collection
     for group in (["Paris", "Berlin", "London", "banana"], ["boy", "girl", "king", "Tokyo"]):
         theirs = kv.doesnt_match(group)
-        assert client.doesnt_match(name, [Ref(w) for w in group]) == Ref(theirs)
-        assert client.doesnt_match(name, group) == theirs
+        assert client.doesnt_match([Ref(w) for w in group], collection=name) == Ref(theirs)
+        assert client.doesnt_match(group, collection=name) == theirs
     keys = ["king", "queen", "prince"]
     for pre, post, weights in [(True, False, None), (False, True, [1.0, -2.0, 0.5])]:
-        ours = client.mean_vector(
-            name, [Ref(k) for k in keys], weights=weights, pre_normalize=pre, post_normalize=post
-        )
+        ours = client.mean_vector([Ref(k) for k in keys], collection=name, weights=weights,
+                                  pre_normalize=pre, post_normalize=post)  # fmt: skip
         theirs = kv.get_mean_vector(keys, weights, pre_normalize=pre, post_normalize=post)
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 

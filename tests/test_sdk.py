@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,11 @@ def test_public_names_are_pinned() -> None:
             "USE_CLIENT_DEFAULT", "AlreadyExists", "Analogy", "AsyncClient", "BackupInfo",
             "Cancelled", "Client", "ClientClosed", "CollectionInfo", "Comparison",
             "DeadlineExceeded", "EmbedspaceError",
-            "EncoderInfo", "FailedPrecondition", "Internal", "InvalidArgument", "Item",
-            "Neighbor", "Neighbors", "NotFound", "PermissionDenied", "Provenance", "Query",
-            "Ref", "ReplicaInfo", "ResourceExhausted", "StoredItem", "Sum", "Tensor",
+            "EncoderInfo", "FailedPrecondition", "FieldViolation", "IngestSummary", "Internal",
+            "InvalidArgument", "Item", "Items",
+            "Neighbor", "Neighbors", "NotFound", "Page", "PermissionDenied", "Point",
+            "PointsRejected", "Provenance", "Query",
+            "Ref", "Rejection", "ReplicaInfo", "ResourceExhausted", "StoredItem", "Sum", "Tensor",
             "Unauthenticated",
             "Unavailable", "Unknown", "UpsertResult",
         ]
@@ -42,16 +45,42 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
 
 
 def test_client_and_async_client_have_the_same_calls() -> None:
+    """Same names, parameters and docstrings; what a sync call returns, its async twin
+    returns awaited (an Iterator becomes an AsyncIterator, iterated with `async for`)."""
     sync, aio = _public(Client), _public(AsyncClient)
     assert set(sync) == set(aio)
     assert {"encoders", "embed", "create_collection", "collections", "describe",
-            "drop_collection", "backup", "restore", "upsert", "get", "delete", "search",
-            "distance", "analogy", "compare", "scan",
-            "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
+            "drop_collection", "backup", "backups", "restore", "upsert", "upsert_many", "get",
+            "delete", "search", "search_batch", "distance", "analogy", "compare", "scan",
+            "scan_all", "count", "doesnt_match", "mean_vector"} <= set(sync)  # fmt: skip
     for name in sync:
-        assert sync[name] == aio[name], name
+        assert sync[name].parameters == aio[name].parameters, name
+        returns = str(sync[name].return_annotation)
+        assert str(aio[name].return_annotation) == returns.replace("Iterator[", "AsyncIterator["), (
+            name
+        )
         assert getattr(Client, name).__doc__ == getattr(AsyncClient, name).__doc__, name
-        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+        if returns.startswith("Iterator["):
+            assert inspect.isgeneratorfunction(getattr(Client, name)), name
+            assert inspect.isasyncgenfunction(getattr(AsyncClient, name)), name
+        else:
+            assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+
+
+def test_renamed_parameters_name_the_thing_they_name() -> None:
+    """One name per thing: `collection`, `encoder`, `backup`; the space of distance,
+    doesnt_match and mean_vector is a collection or an encoder, by keyword."""
+    params = {name: list(sig.parameters) for name, sig in _public(Client).items()}
+    assert params["create_collection"][1:3] == ["collection", "encoder"]
+    assert params["describe"][1] == params["drop_collection"][1] == "collection"
+    assert params["backup"][1:3] == ["collection", "backup"]
+    assert params["restore"][1:3] == ["backup", "collection"]
+    for name in ("distance", "doesnt_match", "mean_vector"):
+        sig = _public(Client)[name]
+        for space in ("collection", "encoder"):
+            assert sig.parameters[space].kind is inspect.Parameter.KEYWORD_ONLY, name
+            assert sig.parameters[space].default is None, name
+    assert "space" not in params["distance"] + params["doesnt_match"] + params["mean_vector"]
 
 
 def test_async_client_is_generated_from_the_sync_one() -> None:
@@ -72,7 +101,7 @@ def test_wire_module_is_public_and_pinned() -> None:
     assert sorted(wire.__all__) == sorted(
         [
             "FloatArray", "Scalar", "from_value", "from_values", "pack", "pack_tensor",
-            "to_value", "to_values", "unpack", "unpack_rows", "unpack_tensor",
+            "to_value", "to_values", "unpack", "unpack_rows", "unpack_tensor", "uses_values",
         ]
     )  # fmt: skip
     for name in wire.__all__:
@@ -86,11 +115,102 @@ def test_wire_module_is_public_and_pinned() -> None:
 def test_sdk_import_pulls_in_no_server_dependencies() -> None:
     code = (
         "import sys, embedspace\n"
-        "heavy = {'torch', 'faiss', 'sentence_transformers', 'embedspace_server'}\n"
+        "heavy = {'torch', 'faiss', 'sentence_transformers', 'embedspace_server', 'tqdm',"
+        " 'pyarrow'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_sdk_installs_with_four_dependencies_and_imports_no_others_eagerly() -> None:
+    """grpcio, protobuf, numpy and googleapis-common-protos (google.rpc: error details);
+    tqdm (progress bars) comes with the `files` extra and is imported only when used."""
+    import ast
+    import tomllib
+
+    import embedspace
+
+    root = Path(embedspace.__file__).parent
+    project = tomllib.loads((root.parent.parent / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=~!\[ ]", d)[0] for d in project["dependencies"]}
+    assert names == {"grpcio", "protobuf", "numpy", "googleapis-common-protos"}
+    allowed = {"grpc", "google", "numpy", "embedspace", "typing_extensions"}
+    for path in root.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module level only
+            if isinstance(node, ast.Import):
+                found = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found = {node.module.split(".")[0]}
+            else:
+                continue
+            assert found - sys.stdlib_module_names <= allowed, (path.name, found)
+
+
+def test_progress_bars_without_tqdm_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedspace import Point
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> int:
+            return len(text)
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if it were not installed
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    points = [Point("a", vector=np.ones(8))]
+    missing = pytest.raises(ImportError, match=r"pip install 'embedspace\[files\]'")
+    with Client(_nothing_listens(), retries=0) as es, missing:  # before any call is made
+        es.upsert_many("c", points, progress=True)
+
+
+def test_the_target_defaults_to_the_environment(
+    shared_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EMBEDSPACE_TARGET", raising=False)
+    assert Client().target == AsyncClient().target == "127.0.0.1:50051"
+    monkeypatch.setenv("EMBEDSPACE_TARGET", "")
+    assert Client().target == "127.0.0.1:50051"
+    monkeypatch.setenv("EMBEDSPACE_TARGET", shared_server.target)
+    with Client() as es:
+        assert es.target == shared_server.target and es.encoders()
+    assert AsyncClient().target == shared_server.target
+    assert Client("elsewhere:1").target == "elsewhere:1"  # a target given wins
+
+
+def test_arguments_are_checked_before_any_call() -> None:
+    """Mistakes in the arguments raise ValueError at once, naming the fix, without reaching
+    for the (here absent) server."""
+    from embedspace import Point, Ref
+
+    with Client(_nothing_listens(), retries=0) as es:
+        for call in (
+            lambda **space: es.distance(Ref("a"), Ref("b"), **space),
+            lambda **space: es.doesnt_match(["a", "b", "c"], **space),
+            lambda **space: es.mean_vector(["a"], **space),
+        ):
+            for space in ({}, {"collection": "c", "encoder": "e"}):
+                with pytest.raises(ValueError, match="exactly one of collection= or encoder="):
+                    call(**space)
+        with pytest.raises(ValueError, match="batch_size must be a whole number"):
+            es.upsert_many("c", [Point("a", vector=np.ones(8))], batch_size=0)
+        with pytest.raises(ValueError, match="in_flight must be a whole number"):
+            es.upsert_many("c", [], in_flight=0)
+        with pytest.raises(TypeError, match="iterable of Point"):
+            es.upsert_many("c", Point("a", vector=np.ones(8)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exactly one of item= or vector=; got both"):
+        Point("a", item="text", vector=np.ones(8))
+    with pytest.raises(ValueError, match="got neither"):
+        Point("a")
+
+
+def _nothing_listens() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"  # closed again before any call
 
 
 def test_the_client_never_imports_the_server() -> None:

@@ -29,7 +29,7 @@ def small_call_latency(b: Bench, server: ServeProcess) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     request = health_pb2.HealthCheckRequest(service="")
     calls: dict[str, Callable[[], Any]] = {
-        "distance": lambda: client.distance("v8", a, v),
+        "distance": lambda: client.distance(a, v, encoder="v8"),
         "list": lambda: client.collections(),
         "health": lambda: health.Check(request, timeout=30),
     }

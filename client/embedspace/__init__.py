@@ -1,7 +1,7 @@
 """embedspace: the Python SDK for the embedspace similarity service.
 
 from embedspace import Client, Ref
-with Client("127.0.0.1:50051") as es:
+with Client("127.0.0.1:50051") as es:  # or Client(): $EMBEDSPACE_TARGET, else that address
     es.analogy("words", positive=["king", "woman"], negative=["man"])[0].id  # 'queen'
 """
 
@@ -16,12 +16,17 @@ from ._types import (
     CollectionInfo,
     Comparison,
     EncoderInfo,
+    IngestSummary,
     Item,
+    Items,
     Neighbor,
     Neighbors,
+    Page,
+    Point,
     Provenance,
     Query,
     Ref,
+    Rejection,
     ReplicaInfo,
     StoredItem,
     Sum,
@@ -35,10 +40,12 @@ from .errors import (
     DeadlineExceeded,
     EmbedspaceError,
     FailedPrecondition,
+    FieldViolation,
     Internal,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    PointsRejected,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
@@ -62,16 +69,23 @@ __all__ = [
     "EmbedspaceError",
     "EncoderInfo",
     "FailedPrecondition",
+    "FieldViolation",
+    "IngestSummary",
     "Internal",
     "InvalidArgument",
     "Item",
+    "Items",
     "Neighbor",
     "Neighbors",
     "NotFound",
+    "Page",
     "PermissionDenied",
+    "Point",
+    "PointsRejected",
     "Provenance",
     "Query",
     "Ref",
+    "Rejection",
     "ReplicaInfo",
     "ResourceExhausted",
     "StoredItem",

@@ -1,5 +1,5 @@
 """What `Client` and `AsyncClient` share: settings, the no-timeout-given sentinel, and running
-one call (a `_convert.Op`) over a blocking or an asyncio channel.
+one call (a `_convert.Op`), or a bulk upsert (`_ingest`), over a blocking or an asyncio channel.
 
 The channel opens on the first call. UNAVAILABLE is retried with exponential backoff by
 gRPC's own retry policy (service config); every other status raises at once.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, Self, TypeVar
 
@@ -18,11 +18,15 @@ import grpc
 import grpc.aio
 
 from . import _convert as ops
+from . import _ingest
+from ._types import IngestSummary, Point
 from .errors import ClientClosed, from_rpc_error
 
 R = TypeVar("R")
 
 DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_TARGET: Final = "127.0.0.1:50051"
+TARGET_VARIABLE: Final = "EMBEDSPACE_TARGET"
 
 
 class _UseClientDefault:
@@ -66,6 +70,10 @@ def _pem(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
 class _Base:
     """Settings shared by both clients.
 
+    `target`: the server's host:port; None means the EMBEDSPACE_TARGET environment variable,
+    or 127.0.0.1:50051 when it is unset or empty. `timeout`: seconds a call may take (None:
+    no limit), unless a call says otherwise. `retries`: how often UNAVAILABLE is retried.
+
     TLS: pass `tls=True` (system roots), or `root_certificates` (the server's CA), and for
     mutual TLS `private_key` and `certificate_chain`; each is PEM bytes or a file path.
     `credentials` takes any grpc.ChannelCredentials instead. `token` is sent as
@@ -74,7 +82,7 @@ class _Base:
 
     def __init__(
         self,
-        target: str = "127.0.0.1:50051",
+        target: str | None = None,
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         token: str | None = None,
@@ -86,8 +94,9 @@ class _Base:
         retries: int = 4,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
-        self.target = target
+        self.target = target or os.environ.get(TARGET_VARIABLE) or DEFAULT_TARGET
         self.timeout = timeout
+        self.retries = retries
         pems = (root_certificates, private_key, certificate_chain)
         if credentials is None and (tls or any(p is not None for p in pems)):
             credentials = grpc.ssl_channel_credentials(*(_pem(p) for p in pems))
@@ -119,7 +128,8 @@ class BlockingBase(_Base):
     _channel: grpc.Channel
     _stub: Any
 
-    def _run(self, op: ops.Op[R], timeout: Timeout) -> R:
+    def _open(self) -> Any:
+        """The stub, over a channel opened on first use."""
         self._check_open()
         if self._state is _State.UNOPENED:
             if self._credentials is None:
@@ -130,12 +140,22 @@ class BlockingBase(_Base):
                 )
             self._stub = ops.stub(self._channel)
             self._state = _State.OPENED
+        return self._stub
+
+    def _run(self, op: ops.Op[R], timeout: Timeout) -> R:
         try:
-            call = getattr(self._stub, op.method)
+            call = getattr(self._open(), op.method)
             response = call(op.request, timeout=self._timeout(timeout), metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return op.parse(response)
+
+    def _ingest(
+        self, collection: str, points: Iterable[Point], options: _ingest.Options, timeout: Timeout
+    ) -> IngestSummary:
+        call = self._open().UpsertStream
+        return _ingest.run_blocking(call, collection, points, options, self._timeout(timeout),
+                                    self._metadata)  # fmt: skip
 
     def close(self) -> None:
         if self._state is _State.OPENED:
@@ -156,7 +176,8 @@ class AsyncBase(_Base):
     _channel: grpc.aio.Channel
     _stub: Any
 
-    async def _run(self, op: ops.Op[R], timeout: Timeout) -> R:
+    def _open(self) -> Any:
+        """The stub, over a channel opened on first use."""
         self._check_open()
         if self._state is _State.UNOPENED:
             if self._credentials is None:
@@ -167,14 +188,24 @@ class AsyncBase(_Base):
                 )
             self._stub = ops.stub(self._channel)
             self._state = _State.OPENED
+        return self._stub
+
+    async def _run(self, op: ops.Op[R], timeout: Timeout) -> R:
         try:
-            call = getattr(self._stub, op.method)
+            call = getattr(self._open(), op.method)
             response = await call(
                 op.request, timeout=self._timeout(timeout), metadata=self._metadata
             )
         except grpc.aio.AioRpcError as e:
             raise from_rpc_error(e) from None
         return op.parse(response)
+
+    async def _ingest(
+        self, collection: str, points: Iterable[Point], options: _ingest.Options, timeout: Timeout
+    ) -> IngestSummary:
+        call = self._open().UpsertStream
+        return await _ingest.run_async(call, collection, points, options, self._timeout(timeout),
+                                       self._metadata)  # fmt: skip
 
     async def close(self) -> None:
         if self._state is _State.OPENED:

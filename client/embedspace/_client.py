@@ -1,27 +1,34 @@
 """`Client`: every SDK call, defined once.
 
 This file is the source of `_async_client.py`: scripts/gen_async_client.py turns each
-`def` into `async def` and each `self._run(...)` into `await self._run(...)`. Each call
-builds its request and reads its response through one `_convert.Op`; the base class runs it.
+`def` into `async def`, each `self._run(...)` and `self._ingest(...)` into an awaited call,
+and an `Iterator` it returns into an `AsyncIterator`. Each call builds its request and reads
+its response through one `_convert.Op`, which the base class runs; `upsert_many` hands its
+points to the base class's bulk loader (`_ingest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy.typing as npt
 
 from . import _convert as ops
 from ._base import USE_CLIENT_DEFAULT, BlockingBase, Timeout
+from ._ingest import Options
 from ._types import (
     Analogy,
     BackupInfo,
     CollectionInfo,
     Comparison,
     EncoderInfo,
+    IngestSummary,
     Item,
+    Items,
     Neighbors,
+    Page,
+    Point,
     Query,
     StoredItem,
     UpsertResult,
@@ -30,7 +37,15 @@ from .wire import FloatArray, Scalar
 
 
 class Client(BlockingBase):
-    """A blocking client. Use it as a context manager, or call `close()`."""
+    """A blocking client. Use it as a context manager, or call `close()`.
+
+    `target` is the server's host:port; left out (None), it is the EMBEDSPACE_TARGET
+    environment variable, or 127.0.0.1:50051 when that is unset or empty. `timeout`
+    (seconds; None: no limit) applies to every call that does not give its own; `retries`
+    is how often UNAVAILABLE is retried. TLS: `tls=True`, or `root_certificates`,
+    `private_key` and `certificate_chain` (PEM bytes or paths), or any `credentials`;
+    `token` is sent as a bearer token.
+    """
 
     def encoders(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[EncoderInfo]:
         """The encoders the server loaded, with their provenance."""
@@ -44,7 +59,7 @@ class Client(BlockingBase):
 
     def create_collection(
         self,
-        name: str,
+        collection: str,
         encoder: str,
         *,
         index: str = "Flat",
@@ -59,29 +74,40 @@ class Client(BlockingBase):
         `shards` (1-64) split it by a hash of the id and `replicas` (1-8) copy each shard
         onto different nodes; more than 1 of either needs a server on a Ray cluster
         (`embedspace serve --ray`): others answer FailedPrecondition."""
-        op = ops.create_collection(name, encoder, index, metric, search_params, shards, replicas)
+        op = ops.create_collection(
+            collection, encoder, index, metric, search_params, shards, replicas
+        )
         return self._run(op, timeout)
 
     def collections(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[CollectionInfo]:
         return self._run(ops.collections(), timeout)
 
-    def describe(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> CollectionInfo:
-        return self._run(ops.describe(name), timeout)
+    def describe(self, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> CollectionInfo:
+        return self._run(ops.describe(collection), timeout)
 
-    def drop_collection(self, name: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> None:
-        return self._run(ops.drop_collection(name), timeout)
+    def drop_collection(self, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> None:
+        return self._run(ops.drop_collection(collection), timeout)
 
     def backup(
-        self, collection: str, name: str | None = None, *, timeout: Timeout = USE_CLIENT_DEFAULT
+        self,
+        collection: str,
+        backup: str | None = None,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> BackupInfo:
-        """Writes a consistent snapshot of a collection into the server's backup folder."""
-        return self._run(ops.backup(collection, name), timeout)
+        """Writes a consistent snapshot of a collection into the server's backup folder, as
+        `backup` (None: "<collection>-<UTC time>"), while the server keeps serving."""
+        return self._run(ops.backup(collection, backup), timeout)
+
+    def backups(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[BackupInfo]:
+        """The backups in the server's backup folder, oldest first."""
+        return self._run(ops.backups(), timeout)
 
     def restore(
-        self, name: str, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT
+        self, backup: str, collection: str, *, timeout: Timeout = USE_CLIENT_DEFAULT
     ) -> CollectionInfo:
-        """Creates `collection` from the backup `name`."""
-        return self._run(ops.restore(name, collection), timeout)
+        """Creates `collection` (which must not exist) from the backup `backup`."""
+        return self._run(ops.restore(backup, collection), timeout)
 
     def upsert(
         self,
@@ -96,22 +122,94 @@ class Client(BlockingBase):
         """Inserts or replaces items by id: give `items` to embed server-side, or `vectors`."""
         return self._run(ops.upsert(collection, ids, items, vectors, metadata), timeout)
 
+    def upsert_many(
+        self,
+        collection: str,
+        points: Iterable[Point],
+        *,
+        batch_size: int = 512,
+        max_bytes: int = 4 * 1024 * 1024,
+        in_flight: int = 4,
+        stream_messages: int = 8,
+        progress: bool = False,
+        total: int | None = None,
+        stop_on_reject: bool = False,
+        on_acknowledged: Callable[[int], object] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> IngestSummary:
+        """Bulk loading: upserts every Point of `points` (any iterable, read lazily) through
+        UpsertStream, in messages of at most `batch_size` points and `max_bytes` bytes,
+        `stream_messages` messages a stream, `in_flight` streams at once. `timeout` is per
+        message and per stream in flight: a stream may take timeout x its messages x
+        `in_flight` (embedding texts can be slow, and streams share the server). A stream
+        that fails with Unavailable or ResourceExhausted is sent again after a backoff (up
+        to `retries` times); `batch_size` is halved while the server says a message has
+        too many points. A point the server refuses is left out and
+        reported by its position in `points` (the summary's `rejected`); with
+        `stop_on_reject`, the first one raises PointsRejected instead, carrying the summary
+        so far. `on_acknowledged(n)`: called whenever the first n points grow to be all
+        acknowledged (resume an interrupted load from there). `progress`: a bar on a
+        terminal (`pip install 'embedspace[files]'`; `total` gives it an ETA), else a line
+        to stderr every few seconds. Other errors raise as usual."""
+        options = Options(batch_size, max_bytes, in_flight, stream_messages, progress, total,
+                          stop_on_reject, on_acknowledged, self.retries)  # fmt: skip
+        return self._ingest(collection, points, options, timeout)
+
     def get(
         self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
-    ) -> list[StoredItem]:
+    ) -> Items:
+        """The stored items of `ids`, in their order: a list of those stored, whose
+        `missing_ids` names the ids that are not."""
         return self._run(ops.get(collection, ids), timeout)
 
     def scan(
         self,
         collection: str,
-        offset: int = 0,
+        *,
         limit: int = 0,
+        page_token: str = "",
+        with_vectors: bool = True,
+        with_metadata: bool = True,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Page:
+        """One page of the collection's items in id order (`limit` 0: as many as the server
+        allows in one call): pass its `next_page_token` as `page_token` for the next page.
+        `with_vectors=False` leaves vectors out (StoredItem.vector is None)."""
+        return self._run(ops.scan(collection, limit, page_token, with_vectors, with_metadata),
+                         timeout)  # fmt: skip
+
+    def scan_all(
+        self,
+        collection: str,
+        *,
+        page_size: int = 0,
+        with_vectors: bool = True,
+        with_metadata: bool = True,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> Iterator[StoredItem]:
+        """Every item of the collection, in id order, fetched a page at a time as it is
+        iterated (`page_size` 0: the server's largest page). Each item that exists from the
+        first page to the last comes exactly once, whatever is written meanwhile."""
+        token = ""
+        while True:
+            op = ops.scan(collection, page_size, token, with_vectors, with_metadata)
+            page = self._run(op, timeout)
+            # A loop, not `yield from`: AsyncClient's copy of this method is an async generator.
+            for stored in page.items:  # noqa: UP028
+                yield stored
+            token = page.next_page_token
+            if not token:
+                return
+
+    def count(
+        self,
+        collection: str,
+        where: Mapping[str, Scalar] | None = None,
         *,
         timeout: Timeout = USE_CLIENT_DEFAULT,
-    ) -> tuple[list[StoredItem], int]:
-        """A page of the collection's items in insertion order, and how many it holds
-        (`limit` 0: as many as the server allows in one call)."""
-        return self._run(ops.scan(collection, offset, limit), timeout)
+    ) -> int:
+        """How many items the collection holds (whose metadata has each pair of `where`)."""
+        return self._run(ops.count(collection, where), timeout)
 
     def delete(
         self, collection: str, ids: Sequence[str], *, timeout: Timeout = USE_CLIENT_DEFAULT
@@ -137,19 +235,40 @@ class Client(BlockingBase):
             ops.search(collection, query, k, min_score, exclude, where, search_params), timeout
         )
 
+    def search_batch(
+        self,
+        collection: str,
+        queries: Sequence[Query],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        exclude: Sequence[str] = (),
+        where: Mapping[str, Scalar] | None = None,
+        search_params: Mapping[str, float] | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+    ) -> list[Neighbors]:
+        """`search` of many queries with the same parameters, in one call (at most the
+        server's max_batch): one Neighbors per query, in order."""
+        op = ops.search_batch(collection, queries, k, min_score, exclude, where, search_params)
+        return self._run(op, timeout)
+
     def distance(
         self,
-        space: str,
         a: Query | Sequence[Query],
         b: Query | Sequence[Query],
         *,
+        collection: str | None = None,
+        encoder: str | None = None,
         metric: str | None = None,
         matrix: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Any:
         """Distance between two queries (a float), between pairs of two lists (an array),
-        or the matrix between two lists (`matrix=True`)."""
-        return self._run(ops.distance(space, a, b, metric, matrix), timeout)
+        or the matrix between two lists (`matrix=True`), in the space of exactly one of
+        `collection` (whose stored ids queries may name) or `encoder`."""
+        op = ops.distance(a, b, collection=collection, encoder=encoder, metric=metric,
+                          matrix=matrix)  # fmt: skip
+        return self._run(op, timeout)
 
     def analogy(
         self,
@@ -179,21 +298,33 @@ class Client(BlockingBase):
         return self._run(ops.compare(collections, query, k), timeout)
 
     def doesnt_match(
-        self, collection: str, items: Sequence[Query], *, timeout: Timeout = USE_CLIENT_DEFAULT
+        self,
+        items: Sequence[Query],
+        *,
+        collection: str | None = None,
+        encoder: str | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> Query:
-        """gensim doesnt_match: the one of `items` furthest from their mean."""
-        return self._run(ops.doesnt_match(collection, items), timeout)
+        """gensim doesnt_match: the one of `items` furthest from their mean, in the space of
+        exactly one of `collection` or `encoder`."""
+        op = ops.doesnt_match(items, collection=collection, encoder=encoder)
+        return self._run(op, timeout)
 
     def mean_vector(
         self,
-        space: str,
         items: Sequence[Query],
         *,
+        collection: str | None = None,
+        encoder: str | None = None,
         weights: Sequence[float] | None = None,
         pre_normalize: bool = True,
         post_normalize: bool = False,
         timeout: Timeout = USE_CLIENT_DEFAULT,
     ) -> FloatArray:
-        """gensim get_mean_vector over items, stored ids and vectors."""
-        op = ops.mean_vector(space, items, weights, pre_normalize, post_normalize)
+        """gensim get_mean_vector over items, stored ids and vectors, in the space of exactly
+        one of `collection` or `encoder`."""
+        op = ops.mean_vector(
+            items, collection=collection, encoder=encoder, weights=weights,
+            pre_normalize=pre_normalize, post_normalize=post_normalize,
+        )  # fmt: skip
         return self._run(op, timeout)

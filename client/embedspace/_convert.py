@@ -1,8 +1,6 @@
-"""Python values <-> protobuf messages: with `wire`, the only SDK modules that touch
-generated code.
-
-Each public call is described once here as an `Op` (which RPC, the request, how to read
-the response), so `Client` and `AsyncClient` stay thin and identical.
+"""Each SDK call described once as an `Op` (which RPC, the request, how to read the
+response), so `Client` and `AsyncClient` stay thin and identical. With `_messages` (the
+SDK's values as messages and back) and `wire`, the only SDK modules that touch generated code.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import grpc
 import grpc.aio
 import numpy as np
 
+from . import _messages as m
 from . import wire
 from ._types import (
     Analogy,
@@ -23,15 +22,11 @@ from ._types import (
     Comparison,
     EncoderInfo,
     Item,
-    Neighbor,
+    Items,
     Neighbors,
-    Provenance,
+    Page,
+    Point,
     Query,
-    Ref,
-    ReplicaInfo,
-    StoredItem,
-    Sum,
-    Tensor,
     UpsertResult,
 )
 from .v1 import embedspace_pb2 as pb
@@ -41,11 +36,6 @@ from .wire import FloatArray, Scalar
 R = TypeVar("R")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Embedspace"].full_name
-METRICS = {"cosine": pb.METRIC_COSINE, "dot": pb.METRIC_DOT, "l2": pb.METRIC_L2}
-METRIC_NAMES = {v: k for k, v in METRICS.items()}
-ITEM_KINDS = {pb.ITEM_KIND_TEXT: "text", pb.ITEM_KIND_TENSOR: "tensor",
-              pb.ITEM_KIND_RECORD: "record", pb.ITEM_KIND_VECTOR: "vector"}  # fmt: skip
-METHODS = {"add": pb.ANALOGY_METHOD_ADD, "mul": pb.ANALOGY_METHOD_MUL}
 
 
 @dataclass(frozen=True)
@@ -63,109 +53,23 @@ def stub(channel: grpc.Channel | grpc.aio.Channel) -> Any:
     return pb_grpc.EmbedspaceStub(channel)
 
 
-# ---------------------------------------------------------------- building blocks
-
-
-def _metric(metric: str | None) -> pb.Metric:
-    if metric is None:
-        return pb.METRIC_UNSPECIFIED
-    try:
-        return METRICS[metric.lower()]
-    except KeyError:
-        raise ValueError(f"metric must be one of {sorted(METRICS)}; got {metric!r}") from None
-
-
-def item(value: Item) -> pb.Item:
-    if isinstance(value, str):
-        return pb.Item(text=value)
-    if isinstance(value, Tensor):
-        return pb.Item(tensor=wire.pack_tensor(value.array))
-    if isinstance(value, Mapping):
-        return pb.Item(record=pb.Record(fields=wire.to_values(value)))
-    if isinstance(value, np.ndarray):
-        return pb.Item(vector=wire.pack(value))
-    raise TypeError(
-        f"an item is a str, a Tensor, a record (dict) or a numpy vector; got {type(value).__name__}"
-    )
-
-
-def query(value: Query) -> pb.Query:
-    if isinstance(value, Ref):
-        return pb.Query(id=value.id)
-    if isinstance(value, np.ndarray):
-        return pb.Query(vector=wire.pack(value))
-    if isinstance(value, Sum):
-        return pb.Query(sum=pb.WeightedSum(terms=[weighted(t) for t in value.terms]))
-    if isinstance(value, list | tuple):
-        raise TypeError(
-            "a query is a str, a numpy vector, a Ref, a Tensor, a record (dict) or a Sum; "
-            "for a weighted sum use Sum([(query, weight), ...])"
-        )
-    return pb.Query(item=item(value))
-
-
-def weighted(term: Query | tuple[Query, float]) -> pb.WeightedQuery:
-    if isinstance(term, tuple):
-        q, w = term
-        return pb.WeightedQuery(query=query(q), weight=float(w))
-    return pb.WeightedQuery(query=query(term))
-
-
-def _queries(values: Any) -> tuple[list[pb.Query], bool]:
-    """(messages, whether a single query was given)."""
-    if isinstance(values, list | tuple) or (isinstance(values, np.ndarray) and values.ndim == 2):
-        return [query(v) for v in values], False
-    return [query(values)], True
-
-
-def neighbor(n: pb.Neighbor) -> Neighbor:
-    return Neighbor(n.id, n.score, wire.from_values(n.metadata))
-
-
-def neighbors(found: Sequence[pb.Neighbor], missing_shards: Sequence[int]) -> Neighbors:
-    return Neighbors([neighbor(n) for n in found], missing_shards)
-
-
-def collection_info(c: pb.CollectionInfo) -> CollectionInfo:
-    metric = METRIC_NAMES.get(c.metric, "")
-    placement = tuple(ReplicaInfo(p.shard, p.replica, p.node, p.live, p.seq, p.count)
-                      for p in c.placement)  # fmt: skip
-    # A server older than shards and replicas sends 0 for them: one of each.
-    return CollectionInfo(c.name, c.encoder, c.index, metric, c.dim, c.count,
-                          dict(c.search_params), c.quarantined, c.shards or 1,
-                          c.replicas or 1, placement)  # fmt: skip
-
-
-def encoder_info(e: pb.EncoderInfo) -> EncoderInfo:
-    p = e.provenance
-    return EncoderInfo(
-        name=e.name,
-        dim=e.dim,
-        metric=METRIC_NAMES.get(e.metric, ""),
-        item_kind=ITEM_KINDS.get(e.item_kind, ""),
-        tensor_shape=tuple(e.tensor_shape),
-        record_fields=tuple(e.record_fields),
-        provenance=Provenance(p.kind, p.path, p.sha256, p.loss, dict(p.details)),
-    )
-
-
 # ---------------------------------------------------------------- one Op per call
 
 
 def encoders() -> Op[list[EncoderInfo]]:
     return Op("ListEncoders", pb.ListEncodersRequest(),
-              lambda r: [encoder_info(e) for e in r.encoders])  # fmt: skip
+              lambda r: [m.encoder_info(e) for e in r.encoders])  # fmt: skip
 
 
 def embed(encoder: str, items: Sequence[Item]) -> Op[FloatArray]:
     if isinstance(items, str):
         items = [items]
-    request = pb.EmbedRequest(encoder=encoder, items=[item(i) for i in items])
+    request = pb.EmbedRequest(encoder=encoder, items=[m.item(i) for i in items])
     return Op("Embed", request, lambda r: wire.unpack_rows(r.vectors))
 
 
 def create_collection(
-    name: str,
+    collection: str,
     encoder: str,
     index: str,
     metric: str | None,
@@ -176,33 +80,41 @@ def create_collection(
     for what, n in (("shards", shards), ("replicas", replicas)):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"{what} must be a whole number of at least 1; got {n!r}")
-    request = pb.CreateCollectionRequest(name=name, encoder=encoder, index=index,
-                                         metric=_metric(metric),
+    request = pb.CreateCollectionRequest(collection=collection, encoder=encoder, index=index,
+                                         metric=m.metric(metric),
                                          search_params=dict(search_params or {}),
                                          shards=shards, replicas=replicas)  # fmt: skip
-    return Op("CreateCollection", request, collection_info)
+    return Op("CreateCollection", request, m.collection_info)
 
 
 def collections() -> Op[list[CollectionInfo]]:
     return Op("ListCollections", pb.ListCollectionsRequest(),
-              lambda r: [collection_info(c) for c in r.collections])  # fmt: skip
+              lambda r: [m.collection_info(c) for c in r.collections])  # fmt: skip
 
 
-def describe(name: str) -> Op[CollectionInfo]:
-    return Op("DescribeCollection", pb.DescribeCollectionRequest(name=name), collection_info)
+def describe(collection: str) -> Op[CollectionInfo]:
+    request = pb.DescribeCollectionRequest(collection=collection)
+    return Op("DescribeCollection", request, m.collection_info)
 
 
-def drop_collection(name: str) -> Op[None]:
-    return Op("DropCollection", pb.DropCollectionRequest(name=name), lambda r: None)
+def drop_collection(collection: str) -> Op[None]:
+    request = pb.DropCollectionRequest(collection=collection)
+    return Op("DropCollection", request, lambda r: None)
 
 
-def backup(collection: str, name: str | None) -> Op[BackupInfo]:
-    request = pb.BackupRequest(collection=collection, name=name or "")
-    return Op("Backup", request, lambda r: BackupInfo(r.name, r.path, r.count))
+def backup(collection: str, backup: str | None) -> Op[BackupInfo]:
+    request = pb.BackupRequest(collection=collection, backup=backup or "")
+    return Op("Backup", request, m.backup_info)
 
 
-def restore(name: str, collection: str) -> Op[CollectionInfo]:
-    return Op("Restore", pb.RestoreRequest(name=name, collection=collection), collection_info)
+def backups() -> Op[list[BackupInfo]]:
+    return Op("ListBackups", pb.ListBackupsRequest(),
+              lambda r: [m.backup_info(b) for b in r.backups])  # fmt: skip
+
+
+def restore(backup: str, collection: str) -> Op[CollectionInfo]:
+    request = pb.RestoreRequest(backup=backup, collection=collection)
+    return Op("Restore", request, m.collection_info)
 
 
 def upsert(
@@ -223,29 +135,33 @@ def upsert(
             f"{len(ids)} ids, {len(sources)} {'items' if items is not None else 'vectors'}"
             + (f", {len(metadata)} metadata" if metadata is not None else "")
         )
-    points = []
-    for i, key in enumerate(ids):
-        md = wire.to_values(metadata[i]) if metadata is not None else {}
-        if items is not None:
-            points.append(pb.UpsertPoint(id=key, item=item(sources[i]), metadata=md))
-        else:
-            points.append(pb.UpsertPoint(id=key, vector=wire.pack(sources[i]), metadata=md))
+    points = [m.point_message(key, items[i] if items is not None else None,
+                            sources[i] if items is None else None,
+                            metadata[i] if metadata is not None else {})
+              for i, key in enumerate(ids)]  # fmt: skip
     request = pb.UpsertRequest(collection=collection, points=points)
     return Op("Upsert", request, lambda r: UpsertResult(r.inserted, r.replaced))
 
 
-def stored_item(s: pb.StoredItem) -> StoredItem:
-    return StoredItem(s.id, wire.unpack(s.vector), wire.from_values(s.metadata))
-
-
-def get(collection: str, ids: Sequence[str]) -> Op[list[StoredItem]]:
+def get(collection: str, ids: Sequence[str]) -> Op[Items]:
+    if isinstance(ids, str):
+        raise TypeError("ids must be a sequence of str, not one str")
     request = pb.GetRequest(collection=collection, ids=list(ids))
-    return Op("Get", request, lambda r: [stored_item(s) for s in r.items])
+    return Op("Get", request, lambda r: Items([m.stored_item(s) for s in r.items], r.missing_ids))
 
 
-def scan(collection: str, offset: int, limit: int) -> Op[tuple[list[StoredItem], int]]:
-    request = pb.ScanRequest(collection=collection, offset=offset, limit=limit)
-    return Op("Scan", request, lambda r: ([stored_item(s) for s in r.items], int(r.total)))
+def scan(
+    collection: str, limit: int, page_token: str, with_vectors: bool, with_metadata: bool
+) -> Op[Page]:
+    request = pb.ScanRequest(collection=collection, limit=limit, page_token=page_token,
+                             with_vectors=with_vectors, with_metadata=with_metadata)  # fmt: skip
+    return Op("Scan", request, lambda r: Page([m.stored_item(s) for s in r.items], int(r.total),
+                                              r.next_page_token))  # fmt: skip
+
+
+def count(collection: str, where: Mapping[str, Scalar] | None) -> Op[int]:
+    request = pb.CountRequest(collection=collection, where=wire.to_values(where or {}))
+    return Op("Count", request, lambda r: int(r.count))
 
 
 def delete(collection: str, ids: Sequence[str]) -> Op[int]:
@@ -262,26 +178,43 @@ def search(
     where: Mapping[str, Scalar] | None,
     search_params: Mapping[str, float] | None = None,
 ) -> Op[Neighbors]:
-    request = pb.SearchRequest(
-        search_params=dict(search_params or {}),
-        collection=collection,
-        query=query(q),
-        k=k,
-        min_score=min_score,
-        exclude=list(exclude),
-        where=wire.to_values(where or {}),
-    )
-    return Op("Search", request, lambda r: neighbors(r.neighbors, r.missing_shards))
+    fields = m.search_fields(k, min_score, exclude, where, search_params)
+    request = pb.SearchRequest(collection=collection, query=m.query(q), **fields)
+    return Op("Search", request, lambda r: m.neighbors(r.neighbors, r.missing_shards))
+
+
+def search_batch(
+    collection: str,
+    queries: Sequence[Query],
+    k: int,
+    min_score: float | None,
+    exclude: Sequence[str],
+    where: Mapping[str, Scalar] | None,
+    search_params: Mapping[str, float] | None = None,
+) -> Op[list[Neighbors]]:
+    if isinstance(queries, str) or (isinstance(queries, np.ndarray) and queries.ndim != 2):
+        raise TypeError("queries must be a sequence of queries (or a 2-d array of vectors)")
+    fields = m.search_fields(k, min_score, exclude, where, search_params)
+    request = pb.SearchBatchRequest(collection=collection, queries=[m.query(q) for q in queries],
+                                    **fields)  # fmt: skip
+    parse = lambda r: [m.neighbors(x.neighbors, x.missing_shards) for x in r.results]  # noqa: E731
+    return Op("SearchBatch", request, parse)
 
 
 def distance(
-    space: str, a: Query | Sequence[Query], b: Query | Sequence[Query], metric: str | None,
-    matrix: bool,
-) -> Op[Any]:  # fmt: skip
-    qa, single_a = _queries(a)
-    qb, single_b = _queries(b)
+    a: Query | Sequence[Query],
+    b: Query | Sequence[Query],
+    *,
+    collection: str | None = None,
+    encoder: str | None = None,
+    metric: str | None = None,
+    matrix: bool = False,
+) -> Op[Any]:
+    space = m.space("distance", collection, encoder)
+    qa, single_a = m.queries(a)
+    qb, single_b = m.queries(b)
     single = single_a and single_b and not matrix
-    request = pb.DistanceRequest(space=space, a=qa, b=qb, metric=_metric(metric), matrix=matrix)
+    request = pb.DistanceRequest(**space, a=qa, b=qb, metric=m.metric(metric), matrix=matrix)
 
     def parse(r: pb.DistanceResponse) -> Any:
         values = np.asarray(r.distances, np.float32)
@@ -299,32 +232,25 @@ def analogy(
     k: int,
     method: str,
 ) -> Op[Analogy]:
-    if method not in METHODS:
+    if method not in m.METHODS:
         raise ValueError(f"method must be 'add' or 'mul'; got {method!r}")
     request = pb.MostSimilarRequest(
         collection=collection,
-        positive=[weighted(t) for t in _as_list(positive)],
-        negative=[weighted(t) for t in _as_list(negative)],
+        positive=[m.weighted(t) for t in m.as_list(positive)],
+        negative=[m.weighted(t) for t in m.as_list(negative)],
         k=k,
-        method=METHODS[method],
+        method=m.METHODS[method],
     )
 
     def parse(r: pb.MostSimilarResponse) -> Analogy:
         vector = wire.unpack(r.vector) if r.HasField("vector") else None
-        return Analogy([neighbor(n) for n in r.neighbors], vector, tuple(r.missing_shards))
+        return Analogy([m.neighbor(n) for n in r.neighbors], vector, tuple(r.missing_shards))
 
     return Op("MostSimilar", request, parse)
 
 
-def _as_list(values: Any) -> list[Any]:
-    # gensim accepts a lone key for positive/negative; so do we.
-    if isinstance(values, str | Ref | np.ndarray | Sum):
-        return [values]
-    return list(values)
-
-
 def compare(collections: Sequence[str], q: Query, k: int) -> Op[Comparison]:
-    request = pb.CompareRequest(collections=list(collections), query=query(q), k=k)
+    request = pb.CompareRequest(collections=list(collections), query=m.query(q), k=k)
 
     def parse(r: pb.CompareResponse) -> Comparison:
         names = [a.collection for a in r.answers]
@@ -332,31 +258,75 @@ def compare(collections: Sequence[str], q: Query, k: int) -> Op[Comparison]:
         return Comparison(
             collections=names,
             encoders=[a.encoder for a in r.answers],
-            neighbors={a.collection: neighbors(a.neighbors, a.missing_shards) for a in r.answers},
+            neighbors={a.collection: m.neighbors(a.neighbors, a.missing_shards) for a in r.answers},
             jaccard=np.asarray(r.jaccard, np.float32).reshape(n, n),
         )
 
     return Op("Compare", request, parse)
 
 
-def doesnt_match(collection: str, items: Sequence[Query]) -> Op[Query]:
+def doesnt_match(
+    items: Sequence[Query], *, collection: str | None = None, encoder: str | None = None
+) -> Op[Query]:
+    space = m.space("doesnt_match", collection, encoder)
     given = list(items)
-    request = pb.DoesntMatchRequest(space=collection, items=[query(i) for i in given])
+    request = pb.DoesntMatchRequest(**space, items=[m.query(i) for i in given])
     return Op("DoesntMatch", request, lambda r: given[r.index])
 
 
 def mean_vector(
-    space: str,
     items: Sequence[Query],
-    weights: Sequence[float] | None,
-    pre_normalize: bool,
-    post_normalize: bool,
+    *,
+    collection: str | None = None,
+    encoder: str | None = None,
+    weights: Sequence[float] | None = None,
+    pre_normalize: bool = True,
+    post_normalize: bool = False,
 ) -> Op[FloatArray]:
+    space = m.space("mean_vector", collection, encoder)
     request = pb.MeanVectorRequest(
-        space=space,
-        items=[query(i) for i in items],
+        **space,
+        items=[m.query(i) for i in items],
         weights=list(weights) if weights is not None else [],
         pre_normalize=pre_normalize,
         post_normalize=post_normalize,
     )
     return Op("MeanVector", request, lambda r: wire.unpack(r.vector))
+
+
+# ---------------------------------------------------------------- bulk upsert (UpsertStream)
+
+
+@dataclass(frozen=True)
+class StreamAnswer:
+    """An UpsertStream's response: counts over the stream, and each point it left out as
+    (message, point in it, id, field, reason)."""
+
+    inserted: int
+    replaced: int
+    rejected: list[tuple[int, int, str, str, str]]
+
+
+def upsert_message(collection: str, points: Sequence[Any]) -> Any:
+    """One message of an UpsertStream, from `upsert_point` messages."""
+    return pb.UpsertRequest(collection=collection, points=points)
+
+
+def stream_answer(r: pb.UpsertStreamResponse) -> StreamAnswer:
+    rejected = [(x.request, x.point, x.id, x.field, x.reason) for x in r.rejected]
+    return StreamAnswer(int(r.inserted), int(r.replaced), rejected)
+
+
+def upsert_stream(collection: str, points: Sequence[Point]) -> Op[StreamAnswer]:
+    """One message of an UpsertStream and how to read the stream's response (the bulk
+    loader in _ingest.py sends many such messages per stream)."""
+    request = upsert_message(collection, [m.upsert_point(p)[0] for p in points])
+    return Op("UpsertStream", request, stream_answer)
+
+
+def upsert_pieces(collection: str, request: Any, size: int) -> list[tuple[int, Any]]:
+    """An UpsertStream message cut into messages of at most `size` points: each piece's
+    offset in the original and its message."""
+    points = request.points
+    return [(a, upsert_message(collection, points[a : a + size]))
+            for a in range(0, len(points), size)]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeAlias, Union
 
 import numpy as np
@@ -123,9 +124,33 @@ class Neighbors(list[Neighbor]):
 
 @dataclass(frozen=True, eq=False)
 class StoredItem:
+    """A stored item; `vector` is None when it was left out (`scan(with_vectors=False)`)."""
+
     id: str
-    vector: FloatArray
+    vector: FloatArray | None
     metadata: Mapping[str, Scalar]
+
+
+class Items(list[StoredItem]):
+    """The stored items of some ids, in the order asked: a list that also names the ids
+    that are not stored (`missing_ids`, in the order asked)."""
+
+    def __init__(self, items: Iterable[StoredItem] = (), missing_ids: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.missing_ids: list[str] = list(missing_ids)
+
+    def __repr__(self) -> str:
+        return f"Items({list.__repr__(self)}, missing_ids={self.missing_ids!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Page:
+    """One page of a scan, in id order: pass `next_page_token` to get the next one ("" after
+    the last page). `total`: how many items the collection holds."""
+
+    items: list[StoredItem]
+    total: int
+    next_page_token: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,17 +171,67 @@ class Comparison:
 
 @dataclass(frozen=True)
 class BackupInfo:
-    """Where the server wrote a backup: `name` restores it."""
+    """A backup in the server's backup folder: `restore(backup, ...)` makes a collection of
+    it. `collection` and `encoder`: what it was taken of; `bytes`: its size on disk;
+    `created`: when it was written (UTC)."""
 
-    name: str
+    backup: str
     path: str
     count: int
+    collection: str
+    encoder: str
+    bytes: int
+    created: datetime
+    shards: int = 1
 
 
 @dataclass(frozen=True)
 class UpsertResult:
     inserted: int
     replaced: int
+
+
+@dataclass(frozen=True, eq=False)
+class Point:
+    """One point for `upsert_many`: an id and exactly one of `item` (embedded by the
+    collection's encoder) or `vector` (stored as given), with optional metadata."""
+
+    id: str
+    item: Item | None = None
+    vector: npt.ArrayLike | None = None
+    metadata: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.item is None) == (self.vector is None):
+            given = "both" if self.item is not None else "neither"
+            raise ValueError(
+                f"point {self.id!r}: give exactly one of item= or vector=; got {given}"
+            )
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A point `upsert_many` could not store: its position in the points given (`index`),
+    its id, the offending part of the point (`vector`, `item`, `metadata.colour`...; ""
+    when the whole point) and why."""
+
+    index: int
+    id: str
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What `upsert_many` did: how many ids were new and how many replaced a stored item,
+    the points it could not store (by position), how long it took, and how many points
+    the server acknowledged (`points`: inserted + replaced + rejected by the server)."""
+
+    inserted: int
+    replaced: int
+    rejected: list[Rejection]
+    seconds: float
+    points: int
 
 
 @dataclass(frozen=True, eq=False)

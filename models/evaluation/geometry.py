@@ -57,17 +57,16 @@ def load_houses(es: Client, n: int = 1000, seed: int | None = None) -> list[str]
 
 
 def scan_all(es: Client, collection: str) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+    """Every item of a collection, in id order: the ids, the stacked vectors, the metadata."""
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     metadata: list[dict[str, Any]] = []
-    while True:
-        items, total = es.scan(collection, len(ids))
-        for s in items:
-            ids.append(s.id)
-            vectors.append(s.vector)
-            metadata.append(dict(s.metadata))
-        if not items or len(ids) >= total:
-            return ids, np.stack(vectors), metadata
+    for s in es.scan_all(collection):
+        assert s.vector is not None  # scan_all sends vectors unless told not to
+        ids.append(s.id)
+        vectors.append(s.vector)
+        metadata.append(dict(s.metadata))
+    return ids, np.stack(vectors), metadata
 
 
 def agreement_table(
