@@ -14,12 +14,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from embedspace import Client
+from embedspace.v1 import embedspace_pb2 as pb
+from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 
 from .conftest import REPO
 from .serve_process import BIN, ServeProcess
@@ -69,27 +73,49 @@ def grpcurl(*args: str, data: Any = None) -> str:
 
 
 def test_grpcurl_lists_describes_and_calls_through_reflection(served: Any) -> None:
+    """grpcurl knows nothing of embedspace but what reflection tells it; from JSON, vectors
+    go most simply as lists of floats (`values`)."""
     proc, _ = served
     services = grpcurl(proc.target, "list").split()
     assert "embedspace.v1.Embedspace" in services and "grpc.health.v1.Health" in services
-    assert "rpc MostSimilar" in grpcurl(proc.target, "describe", "embedspace.v1.Embedspace")
-    reply = json.loads(
-        grpcurl(
-            proc.target,
-            "embedspace.v1.Embedspace/Embed",
-            data={"encoder": "minilm", "items": [{"text": "hello"}]},
+    described = grpcurl(proc.target, "describe", "embedspace.v1.Embedspace")
+    assert "rpc MostSimilar" in described and "rpc SearchBatch" in described
+
+    def call(method: str, data: Any) -> Any:
+        return json.loads(grpcurl(proc.target, f"embedspace.v1.Embedspace/{method}", data=data))
+
+    hello = {"encoder": "minilm", "items": [{"text": "hello"}]}
+    (packed,) = call("Embed", hello)["vectors"]
+    (listed,) = call("Embed", {**hello, "vector_form": "VECTOR_FORM_VALUES"})["vectors"]
+    # Packed bytes are base64 in JSON; a list of floats is a JSON array.
+    values = np.frombuffer(base64.b64decode(packed["data"]), "<f4")
+    assert packed["dim"] == 384 and values.shape == (384,) and "values" not in packed
+    assert listed["dim"] == 384 and "data" not in listed
+    assert np.allclose(listed["values"], values, atol=1e-6)
+    with grpc.insecure_channel(proc.target) as channel:
+        reply = pb_grpc.EmbedspaceStub(channel).Embed(
+            pb.EmbedRequest(encoder="minilm", items=[pb.Item(text="hello")])
         )
-    )
-    (vector,) = reply["vectors"]
-    values = np.frombuffer(base64.b64decode(vector["data"]), "<f4")
-    assert vector["dim"] == 384 and values.shape == (384,)
-    with Client(proc.target) as es:
-        assert np.allclose(values, es.embed("minilm", ["hello"])[0], atol=1e-6)
+    assert np.allclose(values, np.frombuffer(reply.vectors[0].data, "<f4"), atol=1e-6)
+
+    created = call("CreateCollection", {"collection": "grpcurl-words", "encoder": "minilm"})
+    assert created["name"] == "grpcurl-words" and created["dim"] == 384
+    axis = [1.0] + [0.0] * 383
+    points = [{"id": "hello", "vector": {"values": listed["values"]}},
+              {"id": "axis", "vector": {"values": axis}}]  # fmt: skip
+    # proto3 JSON leaves out fields at their default (here replaced = 0).
+    assert call("Upsert", {"collection": "grpcurl-words", "points": points}) == {"inserted": 2}
+    for query, expected in ((listed["values"], "hello"), (axis, "axis")):
+        request = {"collection": "grpcurl-words", "query": {"vector": {"values": query}}, "k": 1}
+        (hit,) = call("Search", request)["neighbors"]
+        assert hit["id"] == expected and abs(hit["score"] - 1) < 1e-5
     health = json.loads(grpcurl(proc.target, "grpc.health.v1.Health/Check"))
     assert health["status"] == "SERVING"
 
 
 def test_a_betterproto_client_calls_the_service(served: Any, tmp_path: Path) -> None:
+    """betterproto generates its own client from the proto (google.protobuf.Timestamp
+    becomes a datetime) and speaks to the server through grpclib."""
     proc, _ = served
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
@@ -104,6 +130,7 @@ def test_a_betterproto_client_calls_the_service(served: Any, tmp_path: Path) -> 
     bp = importlib.util.module_from_spec(spec)
     sys.modules["bp_embedspace_v1"] = bp
     spec.loader.exec_module(bp)
+    words = ["king", "queen", "apple"]
 
     async def call() -> Any:
         from grpclib.client import Channel
@@ -115,13 +142,42 @@ def test_a_betterproto_client_calls_the_service(served: Any, tmp_path: Path) -> 
             embedded = await stub.embed(
                 bp.EmbedRequest(encoder="minilm", items=[bp.Item(text="hello")])
             )
-            return encoders, embedded
+            listed = await stub.embed(
+                bp.EmbedRequest(
+                    encoder="minilm",
+                    items=[bp.Item(text=w) for w in words],
+                    vector_form=bp.VectorForm.VALUES,
+                )
+            )
+            await stub.create_collection(
+                bp.CreateCollectionRequest(collection="betterproto-words", encoder="minilm")
+            )
+            points = [bp.UpsertPoint(id=w, vector=bp.Vector(values=v.values))
+                      for w, v in zip(words, listed.vectors, strict=True)]  # fmt: skip
+            await stub.upsert(bp.UpsertRequest(collection="betterproto-words", points=points))
+            counted = await stub.count(bp.CountRequest(collection="betterproto-words"))
+            found = await stub.search_batch(
+                bp.SearchBatchRequest(
+                    collection="betterproto-words",
+                    queries=[bp.Query(id="queen"), bp.Query(item=bp.Item(text="fruit"))],
+                    k=1,
+                )
+            )
+            backup = await stub.backup(bp.BackupRequest(collection="betterproto-words"))
+            return encoders, embedded, listed, counted, found, backup
         finally:
             channel.close()
 
-    encoders, embedded = asyncio.run(call())
+    encoders, embedded, listed, counted, found, backup = asyncio.run(call())
     assert "minilm" in [e.name for e in encoders.encoders]
     assert embedded.vectors[0].dim == 384 and len(embedded.vectors[0].data) == 4 * 384
+    assert [len(v.values) for v in listed.vectors] == [384] * 3
+    assert not any(v.data for v in listed.vectors)
+    assert counted.count == 3
+    assert [[n.id for n in r.neighbors] for r in found.results] == [["queen"], ["apple"]]
+    assert (backup.collection, backup.count) == ("betterproto-words", 3)
+    assert isinstance(backup.created, datetime)
+    assert abs(datetime.now(UTC) - backup.created) < timedelta(minutes=10)
 
 
 def test_sigterm_drains_saves_and_a_restart_finds_the_data(tmp_path: Path) -> None:
