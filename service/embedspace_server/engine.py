@@ -1,6 +1,6 @@
 """The engine: embed, store, search, measure and do arithmetic over encoders and
 collections, composed of rooms: the catalogue (which collections exist), queries (spaces,
-query vectors, limits), items (upsert, get, scan, count, delete), geometry (distances and
+query vectors, limits), items (upsert, get, scan, count, delete), relations (distances and
 gensim's arithmetic) and the batchers (batching.py). It knows nothing of gRPC; every method
 is blocking and thread-safe, except the `start_*` methods, which queue work for a shared
 batch and return a future. The rooms' calls are the engine's own (`engine.upsert`,
@@ -20,10 +20,10 @@ from .catalogue import Catalogue
 from .config import Settings
 from .encoders import EncoderRegistry
 from .errors import CollectionNotFound, InvalidInput, blaming
-from .geometry import Geometry
 from .index.base import Backend, VectorCollection
 from .items import Items
 from .queries import Queries, Space
+from .relations import Relations
 from .threads import thread_initializer
 from .types import (
     BackupInfo,
@@ -50,7 +50,7 @@ class Engine:
         self.catalogue = Catalogue(registry, backend, self.limits)
         self.queries = Queries(registry, self.catalogue, self.limits)
         self.items = Items(self.catalogue, self.queries, self.limits)
-        self.geometry = Geometry(self.queries)
+        self.relations = Relations(self.queries)
         self._coalescers: dict[str, SearchCoalescer] = {}
         self._thread_initializer = thread_initializer(self.limits)
         self.catalogue.on_drop = self._close_coalescer
@@ -61,10 +61,10 @@ class Engine:
         self.scan = self.items.scan
         self.count = self.items.count
         self.delete = self.items.delete
-        self.distance = self.geometry.distance
-        self.analogy = self.geometry.analogy
-        self.doesnt_match = self.geometry.doesnt_match
-        self.mean_vector = self.geometry.mean_vector
+        self.distance = self.relations.distance
+        self.analogy = self.relations.analogy
+        self.doesnt_match = self.relations.doesnt_match
+        self.mean_vector = self.relations.mean_vector
 
     @property
     def quarantined(self) -> dict[str, str]:

@@ -35,7 +35,7 @@ def _fields(name: str, n: int) -> list[str]:
     return [f"{name}[{i}]" for i in range(n)]
 
 
-class Geometry:
+class Relations:
     def __init__(self, queries: Queries) -> None:
         self.queries = queries
 
