@@ -1,6 +1,6 @@
-"""Real data (MEASURING.md): short sentences of gensim's corpora, and the most frequent
-English words of wordfreq embedded with MiniLM, split into stored words and held-out
-queries."""
+"""Real data (MEASURING.md): sentences of gensim's corpora, and the most frequent English
+words of wordfreq embedded with MiniLM, split into stored words and held-out queries (and
+repeated with a little noise where a row needs more vectors than there are words)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,66 @@ def review_sentences() -> list[str]:
 
     with open(datapath("pang_lee_polarity.cor"), encoding="latin-1") as f:
         return [line.split(" ", 1)[1].strip() for line in f if " " in line.strip()]
+
+
+# A sentence ends at . ! or ? before a capital or an opening quote, but not after an
+# abbreviation such as "St." or an initial such as "J.".
+_SENTENCE_END = re.compile(r"(?<![A-Z][a-z]\.)(?<!\b[A-Z]\.)(?<=[.!?])\s+(?=[A-Z\"'(])")
+_WIKI_DUMPS = (
+    "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    "enwiki-table-markup.xml.bz2",
+)
+
+
+def _prose(text: str, lo: int = 4, hi: int = 64) -> list[str]:
+    """The whole sentences of `text` of lo..hi words (whitespace squeezed)."""
+    out = []
+    for s in _SENTENCE_END.split(text):
+        s = " ".join(s.split())
+        if s and lo <= len(s.split()) <= hi and s[0].isupper() and s[-1] in ".!?\"'":
+            out.append(s)
+    return out
+
+
+def corpus_sentences(count: int) -> tuple[list[str], str]:
+    """Up to `count` distinct real English sentences from gensim's test data, shuffled, and
+    where they come from: the prose of the two English Wikipedia dumps (markup stripped
+    by gensim's `filter_wiki`; lists, tables and headings left out), the Lee corpora, the
+    para2para texts and the film-review snippets. No text is made up: if these hold fewer
+    than `count`, fewer are returned (the description says how many)."""
+    import bz2
+
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+    from gensim.test.utils import datapath
+
+    found: dict[str, list[str]] = {}
+    for dump in _WIKI_DUMPS:
+        with bz2.open(datapath(dump), "rb") as f:
+            for _title, text, _id in extract_pages(f):
+                for para in filter_wiki(text).replace("'''", "").replace("''", "").splitlines():
+                    para = para.strip()
+                    if para and para[0] not in "*|!={#:;":
+                        found.setdefault("Wikipedia", []).extend(_prose(para))
+    for name in ("lee_background.cor", "lee.cor", "para2para_text1.txt", "para2para_text2.txt"):
+        with open(datapath(name), encoding="utf8", errors="replace") as f:
+            found.setdefault("Lee" if "lee" in name else "para2para", []).extend(
+                s for line in f for s in _prose(line)
+            )
+    found["film reviews"] = review_sentences()
+    seen: dict[str, None] = {}
+    for group in found.values():
+        seen.update(dict.fromkeys(group))
+    distinct = list(seen)
+    order = np.random.default_rng(0).permutation(len(distinct))
+    chosen = [distinct[i] for i in order[:count]]
+    words = np.mean([len(s.split()) for s in chosen])
+    parts = ", ".join(f"{k} {len(set(v))}" for k, v in found.items())
+    about = (
+        f"{len(chosen)} of {len(distinct)} distinct real sentences in gensim's test data "
+        f"({parts}), shuffled; mean {words:.1f} words"
+        + ("" if len(chosen) >= count else f"; FEWER THAN THE {count} ASKED FOR")
+    )
+    return chosen, about
 
 
 def word_embeddings(model: Any, count: int) -> tuple[list[str], np.ndarray, str]:
@@ -91,6 +151,22 @@ def distinct(words: list[str], vectors: np.ndarray) -> tuple[list[str], np.ndarr
 def unit(v: np.ndarray) -> np.ndarray:
     out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
     return np.ascontiguousarray(out, np.float32)
+
+
+def bulk_vectors(base: np.ndarray, n: int, noise: float = 0.01) -> np.ndarray:
+    """`n` unit vectors: `base` (real embeddings) and then, as often as needed, copies of it
+    perturbed by Gaussian noise of `noise` per component (seeded by the copy's number) and
+    normalised again, so that every row is distinct and the data stays deterministic."""
+    parts, have, copy = [], 0, 0
+    while have < n:
+        take = min(len(base), n - have)
+        part = np.asarray(base[:take], np.float32)
+        if copy:
+            rng = np.random.default_rng(copy)
+            part = unit(part + noise * rng.standard_normal(part.shape, np.float32))
+        parts.append(part)
+        have, copy = have + take, copy + 1
+    return np.ascontiguousarray(np.concatenate(parts))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The service against the raw libraries it stands on, as ratios measured in the same run.
 
-Rows: latency (L), embedding (E, B), search (K, K2, A), memory (M), the int8 encoder (X), and,
-only when --only names them, collections on a Ray cluster (R1, R2, R3, RS; R names all four).
+Rows: latency (L), embedding (E, B), search (K, K2, A, K3), memory (M), the int8 encoder (X),
+and, only when --only names them, `embedspace ingest` (I, I2, IM) and collections on a Ray
+cluster (R1, R2, R3, RS; R names all four).
 
 Run: .venv/bin/python bench/service.py [--quick]
 
@@ -41,10 +42,13 @@ from rows import Bench
 from rows.cluster import ROWS as CLUSTER_ROWS
 from rows.cluster import cluster_rows
 from rows.embedding import embed_throughput
+from rows.ingest import OPT_IN as INGEST_OPT_IN
+from rows.ingest import SIZES, ingest_memory, ingest_throughput
 from rows.latency import small_call_latency
 from rows.memory import memory_per_vector
 from rows.quantized import int8_encoder
 from rows.search import search_throughput
+from rows.search_batch import batch_search
 from servers import INT8_BACKEND, INT8_ENCODER, Servers
 
 
@@ -58,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="rows, comma-separated (L,E,B,K,K2,A,M,X; and R1,R2,R3,RS, or R for all four, "
-        "which run only when named here: a Ray cluster takes minutes)",
+        help="rows, comma-separated (L,E,B,K,K2,A,K3,M,X; and I,I2,IM, R1,R2,R3,RS, or R for "
+        "all four R rows, which run only when named here: each takes minutes, I "
+        "about 30 min)",
     )
     parser.add_argument(
         "--max-foreign",
@@ -102,7 +107,7 @@ def run(
     if wanted is not None and "R" in wanted:
         wanted |= set(CLUSTER_ROWS)
     # Rows that run only when --only names them.
-    opt_in = {*CLUSTER_ROWS, "R"}
+    opt_in = {*CLUSTER_ROWS, "R", *INGEST_OPT_IN}
 
     def want(*rows: str) -> bool:
         if wanted is None:
@@ -122,7 +127,7 @@ def run(
         f"lee_background.cor, mean {np.mean([len(t.split()) for t in texts]):.1f} words"
     )
     words = None
-    if want("K", "K2", "A", "M", *CLUSTER_ROWS):
+    if want("K", "K2", "A", "K3", "I2", "M", "IM", *CLUSTER_ROWS):
         words = word_set(model, p.n, p.queries)
         report.info.append(words.about)
     main_settings = servers.settings()
@@ -137,7 +142,8 @@ def run(
     if want("E", "X"):
         encoders.append({**INT8_ENCODER, "options": {"backend": INT8_BACKEND}})
     b = Bench(p, meter, servers, report, args.clients, model, texts)
-    if want("L", "E", "B", "K", "K2", "A"):
+    sizes = SIZES["quick" if args.quick else "full"]
+    if want("L", "E", "B", "K", "K2", "A", "K3", "I", "I2"):
         server = servers.start("main", main_settings, encoders)
         try:
             if want("L"):
@@ -147,12 +153,19 @@ def run(
             if want("K", "K2", "A") and words is not None:
                 ann = args.ann if want("A") else None
                 search_throughput(b, server, words, flat_rows=want("K", "K2"), ann=ann)
+            if want("K3") and words is not None:
+                batch_search(b, server, words)  # on the collection K left
+            if want("I", "I2"):
+                rows = {r for r in ("I", "I2") if want(r)}
+                ingest_throughput(b, server, words, sizes, rows, args.rounds)
             threads = proc_status(server.proc.pid, "Threads")
             report.info.append(f"main server threads (from /proc): {threads}")
         finally:
             servers.stop(server)
     if want("M") and words is not None:
         memory_per_vector(b, words)
+    if want("IM") and words is not None:
+        ingest_memory(b, words, sizes)
     if want("X"):
         int8_encoder(b)
     if want(*CLUSTER_ROWS) and words is not None:
