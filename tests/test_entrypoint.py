@@ -391,3 +391,15 @@ def test_the_port_file_names_the_ports_the_server_bound(tmp_path: Path) -> None:
         assert proc.terminate() == 0
     finally:
         proc.kill()
+
+
+def test_the_log_names_the_faiss_simd_level_without_the_loaders_noise(tmp_path: Path) -> None:
+    proc = ServeProcess(small_serve(write_config(tmp_path), tmp_path / "data"))
+    try:
+        proc.wait_serving()
+    finally:
+        assert proc.terminate() == 0, proc.log
+        proc.kill()
+    levels = re.findall(r"FAISS [\d.]+, running at SIMD level ([A-Z0-9_]+)", proc.log)
+    assert len(levels) == 1, proc.log
+    assert "faiss.loader" not in proc.log and "swigfaiss" not in proc.log, proc.log

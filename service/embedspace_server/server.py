@@ -30,6 +30,7 @@ from .errors import EmbedspaceServerError, FailedPrecondition, InvalidInput
 from .index import CollectionStore
 from .index.base import Backend
 from .index.disk import write_atomic
+from .index.factory import faiss_module
 from .seeding import ensure_builtin_collections
 from .servicer import EmbedspaceServicer, add_to_server
 from .threads import thread_initializer
@@ -77,6 +78,12 @@ def load_encoders(settings: Settings) -> list[Encoder]:
         encoder.warmup()
         encoders.append(encoder)
     return encoders
+
+
+def faiss_level() -> tuple[str, str]:
+    """FAISS's version, and the SIMD level it picked on this CPU."""
+    faiss = faiss_module()
+    return faiss.__version__, faiss.SIMDConfig.get_level_name()
 
 
 def make_backend(s: Settings) -> Backend:
@@ -212,6 +219,8 @@ class EmbedspaceServer:
         self.engine = await loop.run_in_executor(
             self.pool, lambda: Engine(EncoderRegistry(encoders), backend, s)
         )
+        log.info("FAISS %s, running at SIMD level %s", *await loop.run_in_executor(
+            self.pool, faiss_level))  # fmt: skip
         if s.builtin_collections:
             engine = self.engine
             await loop.run_in_executor(self.pool, lambda: ensure_builtin_collections(engine))

@@ -34,6 +34,11 @@ def serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # FAISS's loader logs, at INFO, each SIMD build it tries and cannot import before it
+    # settles on one (it dispatches at run time): lines that read as errors. The server logs
+    # the level FAISS runs at instead; DEBUG keeps the loader's lines.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         asyncio.run(server.serve(settings))
     except EmbedspaceServerError as e:
