@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import json
 import os
 import re
+import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from embedspace import Client
+from embedspace_server.cli import main
 from embedspace_server.config import Settings
 from embedspace_server.encoders import Encoder
 from embedspace_server.encoders.vector import VectorEncoder
@@ -197,3 +202,50 @@ _names = iter(range(1_000_000))
 def collection_name(request: pytest.FixtureRequest) -> str:
     """A collection name no other test uses on the shared server."""
     return re.sub(r"[^A-Za-z0-9_.-]", "-", f"t{next(_names)}-{request.node.name}")[:64]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def rows(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines()]
+
+    def row(self) -> Any:
+        (only,) = self.rows()
+        return only
+
+
+def invoke(
+    target: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: tuple[str, ...],
+    stdin: str | bytes = b"",
+) -> Ran:
+    """`embedspace --target TARGET ARGV...` in this process, with `stdin` as its stdin."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    code = main(["--target", target, *argv])
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+Cli = Callable[..., Ran]
+
+
+@pytest.fixture
+def cli(
+    shared_server: RunningServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Cli:
+    def run(*argv: str, stdin: str | bytes = b"") -> Ran:
+        return invoke(shared_server.target, capsys, monkeypatch, argv, stdin)
+
+    return run

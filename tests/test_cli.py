@@ -5,14 +5,11 @@ example file."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,54 +19,10 @@ from embedspace import Client
 from embedspace_server.cli import main
 from embedspace_server.cli.parser import CONNECTION, Formatter, build
 
-from .conftest import REPO, RunningServer
+from .conftest import REPO, Cli, RunningServer
 from .serve_process import BIN
 
 EXAMPLE = REPO / "docs" / "examples" / "sentences.jsonl"
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def rows(self) -> list[Any]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-    def row(self) -> Any:
-        (only,) = self.rows()
-        return only
-
-
-def invoke(
-    target: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    argv: tuple[str, ...],
-    stdin: str | bytes = b"",
-) -> Ran:
-    """`embedspace --target TARGET ARGV...` in this process, with `stdin` as its stdin."""
-    data = stdin.encode() if isinstance(stdin, str) else stdin
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-    code = main(["--target", target, *argv])
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
-
-
-Cli = Callable[..., Ran]
-
-
-@pytest.fixture
-def cli(
-    shared_server: RunningServer,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Cli:
-    def run(*argv: str, stdin: str | bytes = b"") -> Ran:
-        return invoke(shared_server.target, capsys, monkeypatch, argv, stdin)
-
-    return run
 
 
 def free_port() -> int:

@@ -23,21 +23,9 @@ from embedspace_server.cli.rows import BadRow, Fields, to_point
 
 from .conftest import RunningServer, wait_until
 from .serve_process import BIN
-from .test_cli import Ran, invoke, write_jsonl
+from .test_cli import write_jsonl
 
 FORMATS = ("jsonl", "csv", "parquet")
-
-
-@pytest.fixture
-def cli(
-    shared_server: RunningServer,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Any:
-    def run(*argv: str, stdin: str | bytes = b"") -> Ran:
-        return invoke(shared_server.target, capsys, monkeypatch, argv, stdin)
-
-    return run
 
 
 def vec(i: int) -> list[float]:

@@ -70,6 +70,14 @@ class _Fresh:
         self.names.append(name)
         return name
 
+    def ingest(self, cli: Cli, path: Path, n: int) -> float:
+        """Rows per second of `embedspace ingest` of `path` (n rows) into a fresh collection,
+        checked to hold them all."""
+        name = self.new()
+        wall = cli.run("ingest", name, str(path))
+        self.check(name, n)
+        return n / wall
+
     def check(self, name: str, n: int) -> None:
         count = self.admin.describe(name).count
         if count != n:
@@ -146,10 +154,7 @@ def _sentences(b: Bench, admin: Client, cli: Cli, count: int, rounds: int) -> No
     cli.settle()
 
     def ingest() -> float:
-        name = fresh.new()
-        wall = cli.run("ingest", name, str(path))
-        fresh.check(name, n)
-        return n / wall
+        return fresh.ingest(cli, path, n)
 
     def encode() -> float:
         start = time.perf_counter()
@@ -218,10 +223,7 @@ def _vectors(b: Bench, admin: Client, cli: Cli, words: WordSet, n: int, rounds: 
     cli.settle()
 
     def ingest() -> float:
-        name = fresh.new()
-        wall = cli.run("ingest", name, str(path))
-        fresh.check(name, n)
-        return n / wall
+        return fresh.ingest(cli, path, n)
 
     def add_and_append() -> float:
         start = time.perf_counter()
