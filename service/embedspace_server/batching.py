@@ -24,9 +24,12 @@ import numpy as np
 from .config import Settings
 from .encoders import Encoder
 from .errors import EmbedspaceServerError
+from .observe import tracing
 from .types import FloatArray, Item, Neighbor, Scalar
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
     from .index.base import VectorCollection
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,16 @@ def then(source: Future[R], fn: Callable[[R], A]) -> Future[A]:
 
 
 @dataclass(frozen=True)
+class _Queued(Generic[T, R]):
+    """A caller's items waiting for a batch; `caller` is its trace context, when traced."""
+
+    items: list[T]
+    future: Future[list[R]]
+    caller: Context | None
+    queued: int  # time.time_ns()
+
+
+@dataclass(frozen=True)
 class Failed:
     """A result that is an error for the caller whose item it is, and for no other."""
 
@@ -73,14 +86,17 @@ class MicroBatcher(Generic[T, R]):
         max_items: int,
         max_wait_s: float,
         name: str,
+        stage: str = "embedspace.batch",
         initializer: Callable[[], None] | None = None,
     ) -> None:
-        """`initializer` runs first on the batch thread (per-thread settings)."""
+        """`stage` names the span each traced caller gets for the batch it joined;
+        `initializer` runs first on the batch thread (per-thread settings)."""
         self._run = run
         self._initializer = initializer
+        self.stage = stage
         self.max_items = max_items
         self.max_wait_s = max_wait_s
-        self._queue: deque[tuple[list[T], Future[list[R]]]] = deque()
+        self._queue: deque[_Queued[T, R]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.batches = 0  # how many calls `run` has seen, for tests and metrics
@@ -95,10 +111,11 @@ class MicroBatcher(Generic[T, R]):
         """Queues the items; the future holds this caller's results or the batch's error.
         Cancelling it before its batch starts keeps its items out of the batch."""
         future: Future[list[R]] = Future()
+        queued = _Queued(list(items), future, tracing.caller(), time.time_ns())
         with self._cond:
             if self._closed:
                 raise RuntimeError("batcher is closed")
-            self._queue.append((list(items), future))
+            self._queue.append(queued)
             self._cond.notify()
         return future
 
@@ -108,22 +125,22 @@ class MicroBatcher(Generic[T, R]):
             self._cond.notify()
         self._thread.join(10)
 
-    def _take(self) -> list[tuple[list[T], Future[list[R]]]]:
+    def _take(self) -> list[_Queued[T, R]]:
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
             if not self._queue:
                 return []
             taken = [self._queue.popleft()]
-            size = len(taken[0][0])
+            size = len(taken[0].items)
             deadline = time.monotonic() + self.max_wait_s
             while size < self.max_items:
                 if self._queue:
                     nxt = self._queue[0]
-                    if size + len(nxt[0]) > self.max_items:
+                    if size + len(nxt.items) > self.max_items:
                         break
                     taken.append(self._queue.popleft())
-                    size += len(nxt[0])
+                    size += len(nxt.items)
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:
@@ -139,26 +156,37 @@ class MicroBatcher(Generic[T, R]):
             if not taken:
                 return
             # From here a future cannot be cancelled; one cancelled before is left out.
-            taken = [(r, f) for r, f in taken if f.set_running_or_notify_cancel()]
+            taken = [q for q in taken if q.future.set_running_or_notify_cancel()]
             if not taken:
                 continue
-            items = [item for request, _ in taken for item in request]
+            items = [item for q in taken for item in q.items]
+            started = time.time_ns()
             try:
                 results = self._run(items)
             except BaseException as e:  # every caller of the batch sees the error
-                for _, future in taken:
-                    future.set_exception(e)
+                for q in taken:
+                    q.future.set_exception(e)
                 continue
             self.batches += 1
+            self._trace(taken, started, len(items))
             start = 0
-            for request, future in taken:
-                part = results[start : start + len(request)]
-                start += len(request)
+            for q in taken:
+                part = results[start : start + len(q.items)]
+                start += len(q.items)
                 failed = next((r for r in part if isinstance(r, Failed)), None)
                 if failed is not None:
-                    future.set_exception(failed.error)
+                    q.future.set_exception(failed.error)
                 else:
-                    future.set_result([r for r in part if not isinstance(r, Failed)])
+                    q.future.set_result([r for r in part if not isinstance(r, Failed)])
+
+    def _trace(self, taken: list[_Queued[T, R]], started: int, size: int) -> None:
+        """Each traced caller's wait in the queue, and the batch it joined, as its spans."""
+        ended = time.time_ns()
+        attributes = {"embedspace.batch.id": self.batches, "embedspace.batch.size": size}
+        for q in taken:
+            if q.caller is not None:
+                tracing.span_between("embedspace.queue", q.queued, started, parent=q.caller)
+                tracing.span_between(self.stage, started, ended, attributes, parent=q.caller)
 
 
 class BatchedEncoder(Encoder):
@@ -176,28 +204,29 @@ class BatchedEncoder(Encoder):
         self.inner = inner
         self.info = inner.info
         self.batcher: MicroBatcher[Item, FloatArray] = MicroBatcher(
-            lambda items: list(inner._encode(items)),
+            lambda items: list(inner.forward(items)),
             max_items=max_items,
             max_wait_s=max_wait_s,
             name=inner.info.name,
+            stage="embedspace.forward",
             initializer=initializer,
         )
 
     def check(self, label: str, item: Item) -> None:
         self.inner.check(label, item)
 
-    def _encode(self, items: Sequence[Item]) -> FloatArray:
-        import numpy as np
-
+    def forward(self, items: Sequence[Item]) -> FloatArray:
+        """Waits for the shared forward pass the items join (timed where it runs)."""
         return np.stack(self.batcher.submit(items))
+
+    def _encode(self, items: Sequence[Item]) -> FloatArray:
+        return self.inner._encode(items)
 
     def encode_nowait(
         self, items: Sequence[Item], labels: Sequence[str] | None = None
     ) -> Future[FloatArray]:
         """Validates the items (`labels` name them, as in `encode`), then queues them for
         the next forward pass."""
-        import numpy as np
-
         self.validate(items, labels)
         queued = self.batcher.submit_nowait(items)
         return then(queued, lambda rows: self._checked(np.stack(rows), len(items)))
@@ -273,6 +302,7 @@ class SearchCoalescer(MicroBatcher[SearchRequest, list[Neighbor]]):
             max_items=settings.search_batch,
             max_wait_s=settings.search_wait_ms / 1000,
             name=f"search-{collection.spec.name}",
+            stage="embedspace.faiss",
             initializer=initializer,
         )
 

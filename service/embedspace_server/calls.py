@@ -10,16 +10,19 @@ answer back; it knows nothing of threads or batches.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 import time
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .engine import Engine
 from .errors import Cancelled, DeadlineExceeded, InvalidInput, Overloaded
+from .observe import metrics, tracing
+from .observe.calls import current_call
 from .queries import SpaceRef
 from .types import (
     AnalogyResult,
@@ -54,44 +57,57 @@ class Calls:
         self.max_pending = max_pending
         self.pending = 0  # calls queued or running (touched on the event loop only)
 
-    def _admit(self) -> None:
+    def _admit(self) -> Any:
+        """Counts the call in, or refuses it past max_pending; returns its pending gauge."""
+        call = current_call.get()
+        labels = (call.encoder, call.collection) if call is not None else ("", "")
         if self.pending >= self.max_pending:
+            metrics.rejected(*labels).inc()
             raise Overloaded(
                 f"the server is busy: {self.pending} calls are waiting or running "
                 f"(max_pending {self.max_pending}); retry later"
             )
+        gauge = metrics.pending(*labels)
+        gauge.inc()
+        self.pending += 1
+        return gauge
 
     async def _worker(self, fn: Callable[[], R]) -> R:
-        """Runs `fn` on a worker thread, unless the caller is gone before it starts."""
-        self._admit()
+        """Runs `fn` on a worker thread, in the call's context (its deadline, its trace),
+        unless the caller is gone before it starts."""
+        gauge = self._admit()
         deadline = call_deadline.get()
         stop = threading.Event()
+        queued = time.time_ns()
 
         def job() -> R:
+            if tracing.recording():
+                tracing.span_between("embedspace.queue", queued, time.time_ns())
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded("the call's deadline passed while it was queued")
             if stop.is_set():
                 raise Cancelled("the call was cancelled while it was queued")
             return fn()
 
-        self.pending += 1
+        context = contextvars.copy_context()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, job)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, context.run, job)
         except asyncio.CancelledError:
             stop.set()
             raise
         finally:
             self.pending -= 1
+            gauge.dec()
 
     async def _batched(self, start: Callable[[], Future[R]]) -> R:
         """Checks and queues on the event loop (`start` never blocks), then awaits the
         batch; a caller that gives up before its batch runs is left out of it."""
-        self._admit()
-        self.pending += 1
+        gauge = self._admit()
         try:
             return await asyncio.wrap_future(start())
         finally:
             self.pending -= 1
+            gauge.dec()
 
     # ------------------------------------------------------------ the calls
 

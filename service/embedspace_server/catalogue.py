@@ -112,6 +112,10 @@ class Catalogue:
                 self._refresh()
         return name in self._collections
 
+    def current(self) -> dict[str, VectorCollection]:
+        """The collections as this server last saw them, without asking the backend."""
+        return dict(self._collections)
+
     def names(self) -> list[str]:
         with self.lock:
             self._refresh()

@@ -96,6 +96,13 @@ class Settings:
     search_wait_ms: float = 0.0
     reflection: bool = True
     log_level: str = "INFO"
+    # "text" (readable lines) or "json" (one object per line, for a log pipeline).
+    log_format: str = "text"
+    # Prometheus metrics over HTTP at /metrics on `host` (-1: none; 0: a free port).
+    metrics_port: int = -1
+    # Collections get a label value of their own in metrics up to this many (in the order
+    # they are first seen); the rest share the value "other", so series stay bounded.
+    metrics_max_collections: int = 100
     # Create the built-in collections (the 949 XKCD colours in each colour space) if missing.
     builtin_collections: bool = True
     # Security. tokens: comma-separated bearer tokens; empty means no authentication.
@@ -147,6 +154,10 @@ class Settings:
             raise InvalidInput(
                 "setting 'ray_namespace' is empty; name the Ray namespace (default 'embedspace')"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidInput(
+                f"setting 'log_format' must be one of {list(LOG_FORMATS)}; got {self.log_format!r}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise InvalidInput(
                 f"setting 'log_level' must be one of {list(LOG_LEVELS)}; got {self.log_level!r}"
@@ -154,9 +165,12 @@ class Settings:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 _RANGES: dict[str, tuple[float, float | None]] = {
     "port": (0, 65535),
     "health_port": (-1, 65535),
+    "metrics_port": (-1, 65535),
+    "metrics_max_collections": (1, None),
     "max_k": (1, None),
     "max_batch": (1, None),
     "max_query_terms": (1, None),

@@ -66,7 +66,8 @@ class ServeProcess:
         return "".join(self.lines)
 
     def ports(self, timeout: float = 120) -> dict[str, int]:
-        """The port file's `{"port": N, "health_port": M}`, once the server has bound."""
+        """The port file's `{"port": N, "health_port": M, "metrics_port": P}`, once the
+        server has bound."""
         deadline = time.monotonic() + timeout
         while self._ports is None:
             exited = self.proc.poll() is not None  # before reading: it may write, then exit
@@ -88,6 +89,11 @@ class ServeProcess:
     def health_port(self) -> int:
         """The plaintext health-only port; -1 when there is none."""
         return self.ports()["health_port"]
+
+    @property
+    def metrics_port(self) -> int:
+        """The Prometheus metrics port; -1 when there is none."""
+        return self.ports()["metrics_port"]
 
     @property
     def target(self) -> str:

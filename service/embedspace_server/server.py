@@ -13,6 +13,7 @@ import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -31,6 +32,8 @@ from .index import CollectionStore
 from .index.base import Backend
 from .index.disk import write_atomic
 from .index.factory import faiss_module
+from .observe import metrics, tracing
+from .observe.calls import Observer
 from .seeding import ensure_builtin_collections
 from .servicer import EmbedspaceServicer, add_to_server
 from .threads import thread_initializer
@@ -86,6 +89,18 @@ def faiss_level() -> tuple[str, str]:
     return faiss.__version__, faiss.SIMDConfig.get_level_name()
 
 
+def method_kinds() -> dict[str, str]:
+    """Every method the server serves ("/package.Service/Method") and its gRPC type."""
+    kinds = {
+        f"/{SERVICE_NAME}/{name}": "client_stream" if codec.client_streaming else "unary"
+        for name, codec in convert.rpc_codecs().items()
+    }
+    kinds[f"/{health.SERVICE_NAME}/Check"] = "unary"
+    kinds[f"/{health.SERVICE_NAME}/Watch"] = "server_stream"
+    kinds[f"/{reflection.SERVICE_NAME}/ServerReflectionInfo"] = "bidi_stream"
+    return kinds
+
+
 def make_backend(s: Settings) -> Backend:
     """The data directory, or with `ray_address` the Ray cluster's shard replicas."""
     if s.ray_address:
@@ -134,6 +149,9 @@ class EmbedspaceServer:
         self._batched: list[BatchedEncoder] = []
         self._probe_server: grpc.aio.Server | None = None
         self.health_port = -1
+        self.observer = Observer(method_kinds())
+        self._metrics: metrics.MetricsEndpoint | None = None
+        self.metrics_port = -1
 
     async def start(self) -> int:
         """Binds, loads the encoders and reports SERVING; returns the port.
@@ -163,9 +181,11 @@ class EmbedspaceServer:
         self.backend = backend
         limit = s.max_message_bytes
         tokens = tokens_of(s)
-        interceptors = [TokenInterceptor(tokens, public_reflection=s.public_reflection)]
+        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = [self.observer]
+        if tokens:
+            interceptors.append(TokenInterceptor(tokens, public_reflection=s.public_reflection))
         server = grpc.aio.server(
-            interceptors=interceptors if tokens else None,
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -191,7 +211,7 @@ class EmbedspaceServer:
         self._server = server
         await server.start()
         if s.health_port >= 0:
-            probe = grpc.aio.server()
+            probe = grpc.aio.server(interceptors=[self.observer])
             health_pb2_grpc.add_HealthServicer_to_server(self.health, probe)
             try:
                 self.health_port = probe.add_insecure_port(f"{s.host}:{s.health_port}")
@@ -203,8 +223,21 @@ class EmbedspaceServer:
             await probe.start()
             self._probe_server = probe
             log.info("health only, plaintext, on %s:%d", s.host, self.health_port)
+        build = metrics.build_labels(*await loop.run_in_executor(self.pool, faiss_level))
+        collector = metrics.ServerCollector(s.max_pending, build)
+        if s.metrics_port >= 0:
+            try:
+                self._metrics = metrics.MetricsEndpoint(s.host, s.metrics_port, collector)
+            except OSError as e:
+                raise FailedPrecondition(
+                    f"cannot listen on {s.host}:{s.metrics_port} (metrics_port): {e.strerror or e}"
+                ) from None
+            self.metrics_port = self._metrics.port
+            log.info("Prometheus metrics on http://%s:%d/metrics", s.host, self.metrics_port)
         if s.port_file:
-            await asyncio.to_thread(write_port_file, Path(s.port_file), self.port, self.health_port)
+            ports = {"port": self.port, "health_port": self.health_port,
+                     "metrics_port": self.metrics_port}  # fmt: skip
+            await asyncio.to_thread(write_port_file, Path(s.port_file), ports)
         log.info("listening on %s:%d (NOT_SERVING until encoders are loaded)", s.host, self.port)
         log.info(
             "security: TLS %s; %s",
@@ -219,8 +252,12 @@ class EmbedspaceServer:
         self.engine = await loop.run_in_executor(
             self.pool, lambda: Engine(EncoderRegistry(encoders), backend, s)
         )
-        log.info("FAISS %s, running at SIMD level %s", *await loop.run_in_executor(
-            self.pool, faiss_level))  # fmt: skip
+        log.info("FAISS %s, running at SIMD level %s", build["faiss_version"],
+                 build["faiss_simd"])  # fmt: skip
+        metrics.collection_label.limit = s.metrics_max_collections
+        catalogue = self.engine.catalogue
+        metrics.collection_label.known = lambda name: name in catalogue.current()
+        collector.engine = self.engine
         if s.builtin_collections:
             engine = self.engine
             await loop.run_in_executor(self.pool, lambda: ensure_builtin_collections(engine))
@@ -261,6 +298,8 @@ class EmbedspaceServer:
             await self._server.stop(grace)
         if self._probe_server is not None:
             await self._probe_server.stop(0)
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.close)
         # Let every job already in the pool (a call past its grace period, a periodic
         # snapshot) finish before the last save, so nothing changes after it.
         await asyncio.to_thread(self.pool.shutdown, wait=True)
@@ -281,6 +320,15 @@ async def serve(settings: Settings) -> None:
     file-system or unexpected error too (an unexpected one's traceback goes to DEBUG), after
     start() has released what it took.
     """
+    provider = tracing.configure_from_environment()
+    try:
+        await _serve(settings)
+    finally:
+        if provider is not None:
+            await asyncio.to_thread(provider.shutdown)  # exports the spans still queued
+
+
+async def _serve(settings: Settings) -> None:
     server = EmbedspaceServer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -311,11 +359,11 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
-def write_port_file(path: Path, port: int, health_port: int) -> None:
-    """Writes `{"port": N, "health_port": M}` to `path` atomically: a reader sees the whole
-    file or none."""
+def write_port_file(path: Path, ports: dict[str, int]) -> None:
+    """Writes `{"port": N, "health_port": M, "metrics_port": P}` to `path` atomically: a
+    reader sees the whole file or none."""
     try:
-        write_atomic(path, [json.dumps({"port": port, "health_port": health_port}).encode()])
+        write_atomic(path, [json.dumps(ports).encode()])
     except OSError as e:
         raise FailedPrecondition(f"cannot write the port file {path}: {e.strerror or e}") from None
 

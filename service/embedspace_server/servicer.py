@@ -18,6 +18,7 @@ from .calls import Calls, call_deadline
 from .convert import decode, encode
 from .errors import EmbedspaceServerError, InvalidInput, Unavailable
 from .index.disk import storage_error
+from .observe.calls import current_call
 from .status import INTERNAL_MESSAGE, details_of, status_of
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ def _rpc(fn: Rpc) -> Callable[[EmbedspaceServicer, Any, Context], Awaitable[Any]
         try:
             if isinstance(request, convert.Malformed):
                 raise InvalidInput(request.message)
+            call = current_call.get()
+            if call is not None:  # what the call names, for its labels and its span
+                call.names(_named(request, "encoder"), _named(request, "collection"))
             if self.calls is None:
                 raise Unavailable("the server is starting: encoders are still loading")
             remaining = context.time_remaining()
@@ -84,11 +88,21 @@ async def _abort(context: Context, error: EmbedspaceServerError) -> None:
     await context.abort(status_of(error), message, details_of(error, message))
 
 
+def _named(request: Any, field: str) -> str:
+    """The request's `field` (a name), or "" (a stream of requests, or no such field)."""
+    value = getattr(request, field, "")
+    return value if isinstance(value, str) else ""
+
+
 async def _each(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The requests of a stream, one that did not parse raised as bad input."""
+    """The requests of a stream, one that did not parse raised as bad input; the first
+    names the call's collection."""
+    call = current_call.get()
     async for request in requests:
         if isinstance(request, convert.Malformed):
             raise InvalidInput(request.message)
+        if call is not None and not call.collection:
+            call.names("", _named(request, "collection"))
         yield request
 
 

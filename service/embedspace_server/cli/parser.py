@@ -141,9 +141,15 @@ def build() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port-file",
         metavar="FILE",
-        help='once the ports are bound, write {"port": N, "health_port": M} (-1: no health '
-        "port) to FILE, atomically: how a supervisor learns a port picked with --port 0; "
-        "readiness is then the health service answering SERVING (default: none)",
+        help='once the ports are bound, write {"port": N, "health_port": M, "metrics_port": '
+        "P} (-1: not served) to FILE, atomically: how a supervisor learns a port picked with "
+        "--port 0; readiness is then the health service answering SERVING (default: none)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics over HTTP at /metrics on this port; 0 picks a free one "
+        "(default: $EMBEDSPACE_METRICS_PORT, else none)",
     )
     health = command("health", "exit 0 if the server reports SERVING", serving.health, client=False)
     connection_options(health, top=False)

@@ -15,6 +15,7 @@ def serve(args: argparse.Namespace) -> int:
     from .. import server
     from ..config import load_settings
     from ..errors import EmbedspaceServerError
+    from ..observe import logs
 
     try:
         settings = load_settings(
@@ -25,20 +26,13 @@ def serve(args: argparse.Namespace) -> int:
                 "data_dir": args.data_dir,
                 "port_file": args.port_file,
                 "ray_address": args.ray,
+                "metrics_port": args.metrics_port,
             },
         )
     except EmbedspaceServerError as e:
         print(f"embedspace: cannot start: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # FAISS's loader logs, at INFO, each SIMD build it tries and cannot import before it
-    # settles on one (it dispatches at run time): lines that read as errors. The server logs
-    # the level FAISS runs at instead; DEBUG keeps the loader's lines.
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         asyncio.run(server.serve(settings))
     except EmbedspaceServerError as e:

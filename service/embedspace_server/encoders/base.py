@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInput
+from ..observe import metrics, tracing
 from ..types import EncoderInfo, FloatArray, Item, ItemKind, Tensor, Text, VectorItem
 
 
@@ -50,7 +52,15 @@ class Encoder(ABC):
         `labels` name the items in error messages (default "item 0", "item 1", ...).
         """
         self.validate(items, labels)
-        return self._checked(self._encode(items), len(items))
+        return self._checked(self.forward(items), len(items))
+
+    def forward(self, items: Sequence[Item]) -> FloatArray:
+        """One forward pass over items already validated, timed for metrics and traces."""
+        start = time.perf_counter()
+        with tracing.child("embedspace.forward", {"embedspace.batch.size": len(items)}):
+            out = self._encode(items)
+        metrics.observe_forward(self.info.name, len(items), time.perf_counter() - start)
+        return out
 
     def _checked(self, out: FloatArray, count: int) -> FloatArray:
         """`out` as contiguous float32 rows, one per item."""

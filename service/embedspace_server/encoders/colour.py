@@ -164,7 +164,7 @@ class ColourEncoder(Encoder):
             raise InvalidInput(f"encoder {self.info.name!r}: no items to embed", field="items")
         for i, item in enumerate(items):
             self.check(labels[i] if labels else f"item {i}", item)
-        return self._encode(items)
+        return self.forward(items)
 
     def _encode(self, items: Sequence[Item]) -> FloatArray:
         rgb = np.array([self._rgb("", item) for item in items], dtype=np.float64)

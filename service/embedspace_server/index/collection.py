@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..arithmetic import Ranking
 from ..errors import CollectionNotFound, FailedPrecondition, IdNotFound
+from ..observe import metrics, tracing
 from ..types import (
     CollectionInfo,
     FloatArray,
@@ -187,7 +189,23 @@ class Collection(VectorCollection):
         min_score: float | None = None,
         params: Mapping[str, float] | None = None,
     ) -> list[list[Neighbor]]:
-        """The k best neighbours of each query row, best first, after filters."""
+        """The k best neighbours of each query row, best first, after filters; timed (the
+        wait for a writer included) for metrics and traces."""
+        start = time.perf_counter()
+        with tracing.child("embedspace.faiss", {"embedspace.batch.size": len(queries)}):
+            hits = self._search(queries, k, exclude, where, min_score, params)
+        metrics.observe_faiss(self.spec.name, len(queries), time.perf_counter() - start)
+        return hits
+
+    def _search(
+        self,
+        queries: FloatArray,
+        k: int,
+        exclude: Iterable[str],
+        where: Mapping[str, Scalar] | None,
+        min_score: float | None,
+        params: Mapping[str, float] | None,
+    ) -> list[list[Neighbor]]:
         excluded = set(exclude)
         queries = self._prepare(queries)
         overrides = search_parameters(self._index, self.spec, params or {})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import json
 import struct
+import time
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DamagedData
+from ..observe import metrics
 from ..types import Metric
 from .base import Spec
 from .collection import Collection
@@ -37,13 +39,17 @@ _PREFIX = struct.Struct("<QI")
 
 def write_snapshot(path: Path, header: dict[str, Any], blob: Any) -> None:
     """Writes a snapshot atomically (the old file or the new one survives a crash)."""
+    start = time.perf_counter()
     index = np.ascontiguousarray(blob, np.uint8)
     created = datetime.datetime.now(datetime.UTC).isoformat()
     header = {**header, "format": FORMAT, "created": created, "index_bytes": index.nbytes,
               "index_crc32": zlib.crc32(index.data)}  # fmt: skip
     encoded = json.dumps(header, separators=(",", ":")).encode()
     prefix = _PREFIX.pack(len(encoded), zlib.crc32(encoded))
-    write_atomic(path, [MAGIC, prefix, encoded, index.tobytes()])
+    parts = [MAGIC, prefix, encoded, index.tobytes()]
+    write_atomic(path, parts)
+    metrics.SNAPSHOT_BYTES.inc(sum(len(part) for part in parts))
+    metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - start)
 
 
 def read_snapshot(path: Path, name: str | None = None) -> Collection:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DamagedData, Unavailable
+from ..observe import metrics, tracing
 from ..types import FloatArray, Metadata
 from .disk import fsync_dir, storage_error
 
@@ -80,6 +82,13 @@ class Journal:
         Unavailable, with nothing of the record left in the log, if it cannot."""
         if self._broken is not None:
             raise Unavailable(self._broken)
+        start = time.perf_counter()
+        with tracing.child("embedspace.wal", {"embedspace.wal.bytes": len(body)}):
+            seq = self._append(op, body)
+        metrics.WAL_APPEND.observe(time.perf_counter() - start)
+        return seq
+
+    def _append(self, op: int, body: bytes) -> int:
         seq = self.next_seq
         head = struct.pack("<QB", seq, op)
         crc = zlib.crc32(body, zlib.crc32(head))
@@ -94,7 +103,9 @@ class Journal:
             size = os.fstat(fd).st_size
             try:
                 _write_all(fd, record)
+                synced = time.perf_counter()
                 os.fsync(fd)
+                metrics.WAL_FSYNC.observe(time.perf_counter() - synced)
             except OSError as e:
                 self._undo(fd, size, e)
                 raise storage_error(e, doing, segment) from None
