@@ -43,7 +43,9 @@ class AsyncClient(AsyncBase):
     (seconds; None: no limit) applies to every call that does not give its own; `retries`
     is how often UNAVAILABLE is retried. TLS: `tls=True`, or `root_certificates`,
     `private_key` and `certificate_chain` (PEM bytes or paths), or any `credentials`;
-    `token` is sent as a bearer token.
+    `token` is sent as a bearer token. With the `opentelemetry` package installed, each call
+    made inside a span carries its trace context (`traceparent`), so the server's spans join
+    the caller's trace.
     """
 
     async def encoders(self, *, timeout: Timeout = USE_CLIENT_DEFAULT) -> list[EncoderInfo]:

@@ -19,6 +19,7 @@ import grpc.aio
 
 from . import _convert as ops
 from . import _ingest
+from ._tracing import Metadata, trace_metadata
 from ._types import IngestSummary, Point
 from .errors import ClientClosed, from_rpc_error
 
@@ -77,7 +78,8 @@ class _Base:
     TLS: pass `tls=True` (system roots), or `root_certificates` (the server's CA), and for
     mutual TLS `private_key` and `certificate_chain`; each is PEM bytes or a file path.
     `credentials` takes any grpc.ChannelCredentials instead. `token` is sent as
-    `authorization: Bearer <token>` on every call.
+    `authorization: Bearer <token>` on every call. When the `opentelemetry` package is
+    installed and a span is current, every call also carries its trace context (`traceparent`).
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class _Base:
         if credentials is None and (tls or any(p is not None for p in pems)):
             credentials = grpc.ssl_channel_credentials(*(_pem(p) for p in pems))
         self._credentials = credentials
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._metadata: Metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", _service_config(retries)),
@@ -113,6 +115,11 @@ class _Base:
 
     def _timeout(self, timeout: Timeout) -> float | None:
         return self.timeout if isinstance(timeout, _UseClientDefault) else timeout
+
+    def _call_metadata(self) -> Metadata | None:
+        """The metadata of a call made now: the bearer token and the current trace context.
+        Read in the caller's thread: upsert_many's streams run in threads of their own."""
+        return (self._metadata + trace_metadata()) or None
 
     def _check_open(self) -> None:
         if self._state is _State.CLOSED:
@@ -145,7 +152,9 @@ class BlockingBase(_Base):
     def _run(self, op: ops.Op[R], timeout: Timeout) -> R:
         try:
             call = getattr(self._open(), op.method)
-            response = call(op.request, timeout=self._timeout(timeout), metadata=self._metadata)
+            response = call(
+                op.request, timeout=self._timeout(timeout), metadata=self._call_metadata()
+            )
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         return op.parse(response)
@@ -155,7 +164,7 @@ class BlockingBase(_Base):
     ) -> IngestSummary:
         call = self._open().UpsertStream
         return _ingest.run_blocking(call, collection, points, options, self._timeout(timeout),
-                                    self._metadata)  # fmt: skip
+                                    self._call_metadata())  # fmt: skip
 
     def close(self) -> None:
         if self._state is _State.OPENED:
@@ -194,7 +203,7 @@ class AsyncBase(_Base):
         try:
             call = getattr(self._open(), op.method)
             response = await call(
-                op.request, timeout=self._timeout(timeout), metadata=self._metadata
+                op.request, timeout=self._timeout(timeout), metadata=self._call_metadata()
             )
         except grpc.aio.AioRpcError as e:
             raise from_rpc_error(e) from None
@@ -205,7 +214,7 @@ class AsyncBase(_Base):
     ) -> IngestSummary:
         call = self._open().UpsertStream
         return await _ingest.run_async(call, collection, points, options, self._timeout(timeout),
-                                       self._metadata)  # fmt: skip
+                                       self._call_metadata())  # fmt: skip
 
     async def close(self) -> None:
         if self._state is _State.OPENED:
