@@ -254,9 +254,10 @@ class EmbedspaceServer:
         )
         log.info("FAISS %s, running at SIMD level %s", build["faiss_version"],
                  build["faiss_simd"])  # fmt: skip
-        metrics.collection_label.limit = s.metrics_max_collections
         catalogue = self.engine.catalogue
-        metrics.collection_label.known = lambda name: name in catalogue.current()
+        metrics.collection_label.reset(
+            s.metrics_max_collections, lambda name: name in catalogue.current()
+        )
         collector.engine = self.engine
         if s.builtin_collections:
             engine = self.engine

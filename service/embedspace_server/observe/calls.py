@@ -46,20 +46,21 @@ class CallRecord:
     method: str
     encoder: str = ""
     collection: str = ""
+    named: str = ""  # the collection as the call names it
 
     def names(self, encoder: str, collection: str) -> None:
         """The encoder and collection the call names; the collection as its bounded label."""
         self.encoder = encoder
+        self.named = collection
         self.collection = metrics.collection_label(collection) if collection else ""
+
+    def collection_at_end(self) -> str:
+        """The collection's label once the call is done: the name of one it created, which
+        was not a collection (`other`) when it started."""
+        return metrics.collection_label(self.named) if self.named else ""
 
 
 current_call: ContextVar[CallRecord | None] = ContextVar("current_call", default=None)
-
-
-def grpc_type(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
-    if handler.request_streaming:
-        return "bidi_stream" if handler.response_streaming else "client_stream"
-    return "server_stream" if handler.response_streaming else "unary"
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,11 @@ class _Call:
         method, record, span = self.method, self.record, self.span
         method.handled(code).inc()
         method.seconds.observe(seconds)
+        collection = record.collection_at_end()
         if span.is_recording():
             span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if record.collection:
-                span.set_attribute("embedspace.collection", record.collection)
+            if collection:
+                span.set_attribute("embedspace.collection", collection)
             if record.encoder:
                 span.set_attribute("embedspace.encoder", record.encoder)
             if code in SERVER_ERRORS:
@@ -204,7 +206,7 @@ class _Call:
                 ms,
                 extra={
                     "method": method.name,
-                    "collection": record.collection,
+                    "collection": collection,
                     "encoder": record.encoder,
                     "status": code.name,
                     "duration_ms": round(ms, 3),

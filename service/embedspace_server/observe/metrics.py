@@ -44,7 +44,7 @@ SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 OTHER = "other"
 
 # Each counter's `_created` series doubles what is stored and is charted by nobody.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
@@ -137,10 +137,14 @@ class CollectionLabels:
     a client naming thousands of collections cannot make thousands of series."""
 
     def __init__(self, limit: int = 100) -> None:
-        self.limit = limit
-        self.known: Callable[[str], bool] = lambda name: False
-        self._labels: dict[str, str] = {}
+        self.reset(limit, lambda name: False)
         self._lock = threading.Lock()
+
+    def reset(self, limit: int, known: Callable[[str], bool]) -> None:
+        """Starts afresh for a server: its limit and its collections."""
+        self.limit = limit
+        self.known = known
+        self._labels: dict[str, str] = {}
 
     def __call__(self, name: str) -> str:
         label = self._labels.get(name)
