@@ -114,7 +114,9 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 50051
+# 50051: the gRPC API. 9464: Prometheus metrics at /metrics, served only when metrics are
+# turned on (EMBEDSPACE_METRICS_PORT=9464, as deploy/deployment.yaml sets; off by default).
+EXPOSE 50051 9464
 
 # Loading and warming the encoders happens before health reports SERVING; the start
 # period covers that on a slow CPU.

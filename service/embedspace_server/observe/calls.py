@@ -49,10 +49,10 @@ class CallRecord:
     named: str = ""  # the collection as the call names it
 
     def names(self, encoder: str, collection: str) -> None:
-        """The encoder and collection the call names; the collection as its bounded label."""
-        self.encoder = encoder
+        """The encoder and collection the call names, as their bounded label values."""
+        self.encoder = metrics.encoder_label(encoder)
         self.named = collection
-        self.collection = metrics.collection_label(collection) if collection else ""
+        self.collection = metrics.collection_label(collection)
 
     def collection_at_end(self) -> str:
         """The collection's label once the call is done: the name of one it created, which

@@ -164,6 +164,20 @@ class CollectionLabels:
 collection_label = CollectionLabels()
 
 
+class EncoderLabels:
+    """Each encoder's label value: its name if the server loaded it, else `other` (a
+    call may name any encoder)."""
+
+    def __init__(self) -> None:
+        self.names: frozenset[str] = frozenset()
+
+    def __call__(self, name: str) -> str:
+        return name if not name or name in self.names else OTHER
+
+
+encoder_label = EncoderLabels()
+
+
 @functools.cache
 def _forward(encoder: str) -> tuple[Any, Any]:
     return EMBED_BATCH.labels(encoder), FORWARD.labels(encoder)
