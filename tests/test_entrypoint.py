@@ -382,7 +382,8 @@ def test_the_port_file_names_the_ports_the_server_bound(tmp_path: Path) -> None:
     try:
         proc.wait_serving(60)
         ports = json.loads(proc.port_file.read_text())
-        assert set(ports) == {"port", "health_port"} and 0 < ports["port"] != ports["health_port"]
+        assert set(ports) == {"port", "health_port", "metrics_port"}
+        assert 0 < ports["port"] != ports["health_port"] and ports["metrics_port"] == -1
         with Client(f"127.0.0.1:{ports['port']}") as es:
             assert es.collections() == []
         with grpc.insecure_channel(f"127.0.0.1:{ports['health_port']}") as channel:

@@ -16,6 +16,7 @@ from .config import Settings
 from .encoders import Encoder, EncoderRegistry
 from .errors import FailedPrecondition, InvalidInput
 from .index.base import VectorCollection
+from .observe import tracing
 from .types import (
     FloatArray,
     IdQuery,
@@ -147,7 +148,12 @@ class Queries:
 
     def resolve(self, space: Space, queries: Sequence[Query], fields: Sequence[str]) -> FloatArray:
         """Each query as a vector of the space's dimension; items embedded in one batch.
-        `fields` are the queries' paths in the request, which errors name."""
+        `fields` are the queries' paths in the request, which errors name. Traced as the
+        call's `embedspace.resolve` span (the forward pass it waits for is a child)."""
+        with tracing.child("embedspace.resolve", {"embedspace.queries": len(queries)}):
+            return self._resolve(space, queries, fields)
+
+    def _resolve(self, space: Space, queries: Sequence[Query], fields: Sequence[str]) -> FloatArray:
         items: list[Item] = []
         item_fields: list[str] = []
         budget = [0]

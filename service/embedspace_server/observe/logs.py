@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -43,7 +44,13 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, fmt: str) -> None:
     """Logs to stderr at `level`, as text or JSON. FAISS's loader logs, at INFO, each SIMD
     build it tries and cannot import before it settles on one (it dispatches at run time):
-    lines that read as errors, kept to DEBUG (the server logs the level FAISS runs at)."""
+    lines that read as errors, kept to DEBUG (the server logs the level FAISS runs at).
+
+    Nothing else writes to the log unformatted: Python's warnings go through logging, and
+    the progress bars Hugging Face draws while a model loads are off (unless
+    HF_HUB_DISABLE_PROGRESS_BARS says otherwise), since a log is no terminal."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when it is imported
+    logging.captureWarnings(True)
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
