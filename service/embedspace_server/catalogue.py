@@ -116,6 +116,10 @@ class Catalogue:
         """The collections as this server last saw them, without asking the backend."""
         return dict(self._collections)
 
+    def holds(self, name: str) -> bool:
+        """Whether this server last saw a collection of that name (asks no backend)."""
+        return name in self._collections
+
     def names(self) -> list[str]:
         with self.lock:
             self._refresh()

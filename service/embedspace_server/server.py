@@ -255,10 +255,7 @@ class EmbedspaceServer:
         log.info("FAISS %s, running at SIMD level %s", build["faiss_version"],
                  build["faiss_simd"])  # fmt: skip
         metrics.encoder_label.names = frozenset(e.info.name for e in encoders)
-        catalogue = self.engine.catalogue
-        metrics.collection_label.reset(
-            s.metrics_max_collections, lambda name: name in catalogue.current()
-        )
+        metrics.collection_label.reset(s.metrics_max_collections, self.engine.catalogue.holds)
         collector.engine = self.engine
         if s.builtin_collections:
             engine = self.engine

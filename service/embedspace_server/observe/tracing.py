@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -82,12 +82,3 @@ def caller() -> otel_context.Context | None:
     """The current context, for a batch thread to make the caller's spans; None when the
     caller's span does not record."""
     return otel_context.get_current() if recording() else None
-
-
-@contextlib.contextmanager
-def attached(ctx: otel_context.Context) -> Iterator[None]:
-    token = otel_context.attach(ctx)
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
