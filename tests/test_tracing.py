@@ -21,6 +21,7 @@ import grpc
 import pytest
 from embedspace.v1 import embedspace_pb2 as pb
 from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
+from embedspace_server.errors import FailedPrecondition
 from embedspace_server.observe import tracing
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -252,13 +253,24 @@ def test_traces_are_exported_only_when_the_environment_asks(
                  "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     assert tracing.configure_from_environment() is None
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    assert tracing.configure_from_environment() is None
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-    assert tracing.configure_from_environment() is None
     assert trace.get_tracer_provider() is before
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    assert tracing.exporter_from_environment(endpoint) == "otlp"
+    assert tracing.exporter_from_environment({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "x"}) == "otlp"
+    assert tracing.exporter_from_environment({**endpoint, "OTEL_SDK_DISABLED": "true"}) == ""
+    assert tracing.exporter_from_environment({"OTEL_TRACES_EXPORTER": "none"}) == "none"
+    with pytest.raises(FailedPrecondition, match=r"'zipkin'.*'otlp'.*'none'"):
+        tracing.exporter_from_environment({**endpoint, "OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_with_no_exporter_spans_are_recorded_and_sent_nowhere() -> None:
+    provider = tracing.provider_for("none", {})
+    span = provider.get_tracer("t").start_span("call")
+    assert span.is_recording() and span.get_span_context().trace_id
+    span.end()
+    assert provider.resource.attributes["service.name"] == "embedspace"
+    named = tracing.provider_for("none", {"OTEL_SERVICE_NAME": "mine"})
+    assert named.resource.attributes["service.name"] == "mine"
 
 
 # ---------------------------------------------------------------- a server process

@@ -168,6 +168,7 @@ class MicroBatcher(Generic[T, R]):
                     q.future.set_exception(e)
                 continue
             self.batches += 1
+            # The spans first, so that a call's trace is whole when it has its answer.
             self._trace(taken, started, len(items))
             start = 0
             for q in taken:

@@ -149,7 +149,10 @@ class Queries:
     def resolve(self, space: Space, queries: Sequence[Query], fields: Sequence[str]) -> FloatArray:
         """Each query as a vector of the space's dimension; items embedded in one batch.
         `fields` are the queries' paths in the request, which errors name. Traced as the
-        call's `embedspace.resolve` span (the forward pass it waits for is a child)."""
+        call's `embedspace.resolve` span (the forward pass it waits for is a child), unless
+        every query is a plain vector."""
+        if all(isinstance(q, VectorQuery) for q in queries):  # nothing to look up or embed
+            return self._resolve(space, queries, fields)
         with tracing.child("embedspace.resolve", {"embedspace.queries": len(queries)}):
             return self._resolve(space, queries, fields)
 

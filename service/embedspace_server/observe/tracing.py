@@ -19,6 +19,8 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ..errors import FailedPrecondition
+
 log = logging.getLogger(__name__)
 
 tracer = trace.get_tracer("embedspace_server")
@@ -26,29 +28,61 @@ tracer = trace.get_tracer("embedspace_server")
 Attributes = Mapping[str, Any]
 
 
-def configure_from_environment() -> Any | None:
-    """Installs an SDK tracer provider exporting by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
-    (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set and OTEL_SDK_DISABLED is not; returns
-    it (to flush and shut down on exit), or None when traces are not exported."""
-    env = os.environ
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
+def exporter_from_environment(env: Mapping[str, str]) -> str:
+    """What the standard variables ask of traces: "otlp" (exported by OTLP over gRPC; the
+    default once OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set),
+    "none" (OTEL_TRACES_EXPORTER=none: recorded, so that every call has a trace id in the
+    log, and exported nowhere) or "" (nothing: no endpoint, or OTEL_SDK_DISABLED=true)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ""
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not exporter:
+        return "otlp" if _endpoint(env) else ""
+    if exporter not in ("otlp", "none"):
+        raise FailedPrecondition(
+            f"OTEL_TRACES_EXPORTER is {exporter!r}; embedspace exports traces by 'otlp' (to "
+            "OTEL_EXPORTER_OTLP_ENDPOINT) or records them for the log only with 'none'"
+        )
+    return exporter
+
+
+def _endpoint(env: Mapping[str, str]) -> str:
+    return env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", ""
     )
-    if not endpoint or env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return None
-    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
-        return None
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+
+def provider_for(exporter: str, env: Mapping[str, str]) -> Any:
+    """An SDK tracer provider for `exporter` ("otlp" or "none"), its service name from
+    OTEL_SERVICE_NAME (default "embedspace")."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself.
-    defaults = {} if env.get("OTEL_SERVICE_NAME") else {"service.name": "embedspace"}
-    provider = TracerProvider(resource=Resource.create(defaults))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Resource.create adds OTEL_RESOURCE_ATTRIBUTES from the process's environment.
+    name = env.get("OTEL_SERVICE_NAME") or "embedspace"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def configure_from_environment() -> Any | None:
+    """Installs, as the process's, the tracer provider the standard variables ask for
+    (`exporter_from_environment`); returns it, to flush and shut down on exit, or None
+    when they ask for none."""
+    env = os.environ
+    exporter = exporter_from_environment(env)
+    if not exporter:
+        return None
+    provider = provider_for(exporter, env)
     trace.set_tracer_provider(provider)
-    log.info("exporting traces by OTLP to %s", endpoint)
+    if exporter == "otlp":
+        log.info("exporting traces by OTLP to %s", _endpoint(env) or "http://localhost:4317")
+    else:
+        log.info("recording traces for the log only (OTEL_TRACES_EXPORTER=none)")
     return provider
 
 
