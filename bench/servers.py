@@ -95,11 +95,13 @@ class Servers:
         settings: dict[str, Any],
         encoders: list[dict[str, Any]],
         data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> ServeProcess:
+        """`env`: environment variables for this server, over `--server-env`."""
         config = write_config(self.tmp / f"{name}.toml", settings, encoders)
         argv = [str(BIN / "embedspace"), "serve", "--config", str(config), "--port", "0",
                 "--data-dir", str(data_dir or self.data_dir(name))]  # fmt: skip
-        server = ServeProcess(argv, env=self.env, die_with_parent=True)
+        server = ServeProcess(argv, env={**self.env, **(env or {})}, die_with_parent=True)
         self.started.append(server)
         self.meter.pids.append(server.proc.pid)
         took = server.wait_serving(240)

@@ -1,8 +1,8 @@
 """The service against the raw libraries it stands on, as ratios measured in the same run.
 
 Rows: latency (L), embedding (E, B), search (K, K2, A, K3), memory (M), the int8 encoder (X),
-and, only when --only names them, `embedspace ingest` (I, I2, IM) and collections on a Ray
-cluster (R1, R2, R3, RS; R names all four).
+and, only when --only names them, `embedspace ingest` (I, I2, IM), what metrics and traces
+cost search (O1, O1') and collections on a Ray cluster (R1, R2, R3, RS; R names all four).
 
 Run: .venv/bin/python bench/service.py [--quick]
 
@@ -46,6 +46,8 @@ from rows.ingest import OPT_IN as INGEST_OPT_IN
 from rows.ingest import SIZES, ingest_memory, ingest_throughput
 from rows.latency import small_call_latency
 from rows.memory import memory_per_vector
+from rows.observability import OPT_IN as OBSERVABILITY_OPT_IN
+from rows.observability import observability_cost
 from rows.quantized import int8_encoder
 from rows.search import search_throughput
 from rows.search_batch import batch_search
@@ -62,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="rows, comma-separated (L,E,B,K,K2,A,K3,M,X; and I,I2,IM, R1,R2,R3,RS, or R for "
-        "all four R rows, which run only when named here: each takes minutes, I "
+        help="rows, comma-separated (L,E,B,K,K2,A,K3,M,X; and I,I2,IM, O1, R1,R2,R3,RS, or R "
+        "for all four R rows, which run only when named here: each takes minutes, I "
         "about 30 min)",
     )
     parser.add_argument(
@@ -107,7 +109,7 @@ def run(
     if wanted is not None and "R" in wanted:
         wanted |= set(CLUSTER_ROWS)
     # Rows that run only when --only names them.
-    opt_in = {*CLUSTER_ROWS, "R", *INGEST_OPT_IN}
+    opt_in = {*CLUSTER_ROWS, "R", *INGEST_OPT_IN, *OBSERVABILITY_OPT_IN}
 
     def want(*rows: str) -> bool:
         if wanted is None:
@@ -127,7 +129,7 @@ def run(
         f"lee_background.cor, mean {np.mean([len(t.split()) for t in texts]):.1f} words"
     )
     words = None
-    if want("K", "K2", "A", "K3", "I2", "M", "IM", *CLUSTER_ROWS):
+    if want("K", "K2", "A", "K3", "I2", "M", "IM", *OBSERVABILITY_OPT_IN, *CLUSTER_ROWS):
         words = word_set(model, p.n, p.queries)
         report.info.append(words.about)
     main_settings = servers.settings()
@@ -168,6 +170,8 @@ def run(
         ingest_memory(b, words, sizes)
     if want("X"):
         int8_encoder(b)
+    if want(*OBSERVABILITY_OPT_IN) and words is not None:
+        observability_cost(b, words, encoders, args.rounds)
     if want(*CLUSTER_ROWS) and words is not None:
         cluster_rows(b, words, wanted or set())
 

@@ -1,0 +1,261 @@
+"""O1, O1': what observability costs the search throughput of K (32 clients, one query per
+call, a Flat collection of the word vectors), measured in the same run on three servers with
+the same settings and data, interleaved A B C / C B A round by round:
+
+- off: metrics_port -1 and no tracer provider (the API's no-op, the product's default); the
+  callers send no trace context, as in K;
+- metrics: metrics_port 0, /metrics read every second during each block by a scraper thread
+  of this process that asks what Prometheus asks for (OpenMetrics, gzip);
+- on: metrics as above, and traces the way a deployment turns them on:
+  OTEL_EXPORTER_OTLP_ENDPOINT set, so the server installs its own BatchSpanProcessor and OTLP
+  gRPC exporter, exporting to a receiver in this process that counts the spans and drops
+  them. Each load-generator thread calls from within a sampled span of its own, so every
+  call carries a traceparent and the server's span for it (and its children) records, as
+  behind a traced caller (with no traceparent the SDK's default sampler, parent-based
+  always-on, records every call too).
+
+O1 = on / off (goal >= 0.95), O1' = metrics / off. The metric counters themselves are
+incremented in every variant (the server keeps them whether or not it serves them), so O1'
+is the cost of the endpoint and its scrapes. Scraping every second is 15-60 times what a
+Prometheus usually does.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+from data import DIM, K, WordSet
+from embedspace import Client
+from embedspace_server.process import ServeProcess
+from harness import Block, med, proc_status, say, spread
+from load import ThreadLoad
+from report import versus
+from telemetry import Scraper, SpanSink, metric_sum
+
+from . import Bench
+
+ROWS = ("O1", "O1'")
+# Rows that run only when --only names them: three servers of 100k vectors each.
+OPT_IN = ROWS
+SEARCH = {"grpc_service": "embedspace.v1.Embedspace", "grpc_method": "Search"}
+SERVER_SPAN = "embedspace.v1.Embedspace/Search"
+HANDLED = "grpc_server_handled_total"
+
+
+@dataclass
+class Variant:
+    key: str
+    metrics: bool
+    traces: bool
+    server: ServeProcess | None = None
+    load: ThreadLoad | None = None
+    scraper: Scraper | None = None
+    calls: int = 0  # Search calls its load generator made in timed blocks, retries included
+    blocks: list[Block] = field(default_factory=list)
+
+
+def observability_cost(
+    b: Bench, words: WordSet, encoders: list[dict[str, Any]], rounds: int
+) -> None:
+    """`rounds`: interleaved rounds (0: twice the profile's, since the ratios sought are
+    near 1)."""
+    p, servers, info, clients = b.p, b.servers, b.report.info, b.clients
+    rounds = rounds or 2 * p.rounds
+    q, nq = words.queries, len(words.queries)
+    sink = SpanSink()
+    variants = [Variant("off", False, False), Variant("metrics", True, False),
+                Variant("on", True, True)]  # fmt: skip
+    info.append(
+        "O1: three servers, K's settings and data, one Flat collection each; off: "
+        "metrics_port -1, OTEL_SDK_DISABLED=true (the no-op tracer), callers send no trace "
+        "context; metrics: metrics_port 0, /metrics scraped every 1 s (OpenMetrics, gzip) "
+        "during each block by a thread of this process; on: the same plus "
+        f"OTEL_EXPORTER_OTLP_ENDPOINT={sink.endpoint} (the server's BatchSpanProcessor and "
+        "OTLP gRPC exporter, defaults) to a receiver in this process that counts spans and "
+        "drops them, and every call carries a sampled traceparent (each load-generator "
+        f"thread calls within a span of its own); {clients} threads x sync Client, "
+        f"rounds ordered off, metrics, on then on, metrics, off; {rounds} rounds of "
+        f"{p.block_s:g} s blocks"
+    )
+
+    def search(c: Client, i: int) -> Any:
+        return c.search("flat", q[i % nq], K)
+
+    def traced(call: Callable[[Client, int], Any]) -> Callable[[Client, int], Any]:
+        """`call` from within a sampled span of the calling thread's own (made on its first
+        call), so the SDK sends its traceparent."""
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+
+        local = threading.local()
+
+        def in_span(c: Client, i: int) -> Any:
+            if not getattr(local, "in_span", False):
+                trace_id = random.getrandbits(128) | 1
+                sink.callers.add(trace_id.to_bytes(16, "big"))
+                span = trace.NonRecordingSpan(
+                    trace.SpanContext(
+                        trace_id, random.getrandbits(64) | 1, is_remote=False,
+                        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                    )
+                )  # fmt: skip
+                otel_context.attach(trace.set_span_in_context(span))
+                local.in_span = True
+            return call(c, i)
+
+        return in_span
+
+    def timed(v: Variant) -> Callable[[], float]:
+        call = traced(search) if v.traces else search
+        assert v.load is not None
+
+        def block() -> float:
+            assert v.load is not None
+            with v.scraper.every_second() if v.scraper else nullcontext():
+                rate = v.load.rate(call, p.block_s, clients)
+            v.calls += round(rate * p.block_s) + clients  # each thread's last call ends late
+            return rate
+
+        return block
+
+    try:
+        for v in variants:
+            settings = servers.settings()
+            settings["metrics_port"] = 0 if v.metrics else -1
+            env = {"OTEL_SDK_DISABLED": "true"}
+            if v.traces:
+                env = {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                    "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                    "OTEL_SDK_DISABLED": "false",
+                }
+            v.server = servers.start(f"o1-{v.key}", settings, encoders, env=env)
+            if v.metrics:
+                v.scraper = Scraper(v.server.metrics_port)
+            with Client(v.server.target, timeout=600) as admin:
+                admin.create_collection("flat", "minilm", index="Flat")
+                took = words.upload(admin, "flat")
+            say(f"O1 {v.key}: {p.n} x {DIM} into Flat in {took:.1f}s")
+            v.load = ThreadLoad(v.server.target, clients)
+            v.load.rate(traced(search) if v.traces else search, min(1.0, p.block_s / 2), clients)
+        on = variants[-1]
+        assert on.scraper is not None
+        before = _settle(on.scraper, sink)
+        batches = {v.key: _faiss_batches(v.scraper.scrape()) for v in variants if v.scraper}
+        say(f"O1: {rounds} rounds, off / metrics / on")
+        plan = [(v, timed(v)) for v in variants]
+        for r in range(rounds):
+            say(f"  round {r + 1}/{rounds}")
+            for v, fn in plan if r % 2 == 0 else plan[::-1]:
+                v.blocks.append(b.meter.run(f"O1 {v.key}", fn))
+        after = _settle(on.scraper, sink)
+        for v in variants:
+            if v.scraper:
+                calls, size = _faiss_batches(v.scraper.scrape())
+                calls, size = calls - batches[v.key][0], size - batches[v.key][1]
+                info.append(
+                    f"O1 {v.key}: {calls:.0f} FAISS calls in the timed blocks, "
+                    f"{size / max(calls, 1):.1f} queries each (embedspace_faiss_batch_size)"
+                )
+        _report(b, variants, before, after)
+    finally:
+        for v in variants:
+            if v.load is not None:
+                v.load.close()
+            if v.server is not None:
+                servers.stop(v.server)
+        sink.close()
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """The on server's count of calls (from /metrics) and the spans the sink had for them."""
+
+    handled: float  # every method
+    searches: float
+    names: dict[str, int]
+    server_spans: int
+    joined: int
+    exports: int
+    waited: float
+
+
+def _settle(scraper: Scraper, sink: SpanSink, limit_s: float = 30.0) -> _Tally:
+    """Waits until the sink has a server span for every call the server counted (its
+    BatchSpanProcessor exports every 5 s by default), or `limit_s` has passed."""
+    start = time.monotonic()
+    while True:
+        text = scraper.scrape()
+        handled = metric_sum(text, HANDLED)
+        names, server_spans, joined, exports = sink.counts()
+        waited = time.monotonic() - start
+        if server_spans >= handled or waited > limit_s:
+            searches = metric_sum(text, HANDLED, **SEARCH)
+            return _Tally(handled, searches, dict(names), server_spans, joined, exports, waited)
+        time.sleep(0.5)
+
+
+def _faiss_batches(text: str) -> tuple[float, float]:
+    """FAISS search calls so far, and the queries they held."""
+    name = "embedspace_faiss_batch_size"
+    return metric_sum(text, f"{name}_count"), metric_sum(text, f"{name}_sum")
+
+
+def _report(b: Bench, variants: list[Variant], before: _Tally, after: _Tally) -> None:
+    off, metrics, on = variants
+    name = f"search QPS, {b.clients} clients, 1 query per call, {b.p.n}x{DIM} Flat"
+    rows = [
+        versus("O1", f"{name}: metrics scraped every 1 s + every call traced and exported "
+               "(OTLP) / both off", on.blocks, off.blocks, "both off", fmt="{:.3f}",
+               goal=0.95),
+        versus("O1'", "the same with metrics only (scraped every 1 s) / both off",
+               metrics.blocks, off.blocks, "both off", fmt="{:.3f}"),
+    ]  # fmt: skip
+    b.report.add(rows, {v.key: v.blocks for v in variants})
+    info = b.report.info
+    traces_share = [x.value / y.value for x, y in zip(on.blocks, metrics.blocks, strict=True)]
+    info.append(f"O1: on / metrics (the share of traces) {spread(traces_share, '{:.3f}')}")
+    for v in variants:
+        assert v.server is not None
+        cpu_ms = [1000 * x.server / x.value for x in v.blocks]
+        info.append(
+            f"O1 {v.key}: {spread([x.value for x in v.blocks])} QPS; server CPU per call "
+            f"{spread(cpu_ms, '{:.2f}')} ms (all three servers' CPU over the block's calls); "
+            f"this process {med([x.client for x in v.blocks]):.2f} cores, foreign "
+            f"{med([x.foreign for x in v.blocks]):.2f}; server threads (from /proc) "
+            f"{proc_status(v.server.proc.pid, 'Threads')}"
+        )
+    scraper = on.scraper
+    assert scraper is not None
+    scrapes = [s for v in variants if v.scraper for s in v.scraper.took]
+    wire, text = scraper.sizes[-1]
+    info.append(
+        f"O1 scrapes: {len(scrapes)}, {spread([1000 * s for s in scrapes], '{:.1f}')} ms "
+        f"each as the scraper saw them; the on server's last: {text / 1000:.1f} kB of "
+        f"text, {wire / 1000:.1f} kB gzipped"
+    )
+    searches = after.searches - before.searches
+    server_spans = after.server_spans - before.server_spans
+    handled = after.handled - before.handled
+    per_call = ", ".join(
+        f"{n} {(after.names.get(n, 0) - before.names.get(n, 0)) / searches:.2f}"
+        for n in sorted(after.names, key=lambda n: (n != SERVER_SPAN, n))
+        if after.names.get(n, 0) > before.names.get(n, 0)
+    )
+    spans = sum(after.names.values()) - sum(before.names.values())
+    joined = after.joined - before.joined
+    info.append(
+        f"O1 on, timed blocks: {searches:.0f} Search calls handled by /metrics "
+        f"({HANDLED} delta; the load generator made {on.calls}); the sink received "
+        f"{spans} spans in {after.exports - before.exports} exports, "
+        f"{server_spans} of them server spans for {handled:.0f} calls of any method "
+        f"({server_spans / max(handled, 1):.3f} per call; {joined / max(server_spans, 1):.1%} "
+        f"in the callers' traces); spans per Search call: {per_call}; waited "
+        f"{after.waited:.1f} s for the last exports"
+    )
