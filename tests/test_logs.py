@@ -20,7 +20,7 @@ from embedspace import Client, NotFound, Ref
 from embedspace.v1 import embedspace_pb2 as pb
 from embedspace.v1 import embedspace_pb2_grpc as pb_grpc
 
-from .serve_process import BIN, ServeProcess
+from .serve_process import BIN, serve_with_config
 
 pytestmark = pytest.mark.slow  # the JSON log's server loads the real text model
 
@@ -30,16 +30,6 @@ ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 TEXT_LINE = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S"
 )
-
-
-def serve(tmp_path: Path, config: str, env: dict[str, str] | None = None) -> ServeProcess:
-    path = tmp_path / "es.toml"
-    path.write_text(config)
-    argv = [str(BIN / "embedspace"), "serve", "--port", "0", "--data-dir",
-            str(tmp_path / "data"), "--config", str(path)]  # fmt: skip
-    proc = ServeProcess(argv, env=env)
-    proc.wait_serving(120)
-    return proc
 
 
 @pytest.fixture
@@ -64,7 +54,7 @@ def test_the_json_log_is_one_object_per_line_and_keeps_what_calls_carry_out(
     said, asked, stored = (secrets.token_hex(8) for _ in range(3))
     env = {"EMBEDSPACE_LOG_FORMAT": "json", "EMBEDSPACE_LOG_LEVEL": "DEBUG",
            "EMBEDSPACE_TOKENS": token}  # fmt: skip
-    proc = serve(tmp_path, WITH_TEXT, env)
+    proc = serve_with_config(tmp_path, WITH_TEXT, env)
     caller = secrets.randbits(128) | 1
     try:
         with Client(proc.target, token=token, timeout=60) as es:
@@ -116,7 +106,7 @@ def test_the_json_log_is_one_object_per_line_and_keeps_what_calls_carry_out(
 
 @pytest.mark.usefixtures("plain_environment")
 def test_the_text_log_is_readable_and_logs_only_failed_calls_at_info(tmp_path: Path) -> None:
-    proc = serve(tmp_path, SMALL)
+    proc = serve_with_config(tmp_path, SMALL)
     try:
         with Client(proc.target, timeout=30) as es:
             es.create_collection("c", "v")

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .conftest import wait_until
-from .serve_process import BIN, ServeProcess
+from .serve_process import serve_with_config
 from .tracing import span_exporter
 
 SERVICE = "embedspace.v1.Embedspace"
@@ -320,17 +320,6 @@ def collector() -> Iterator[tuple[Collector, str]]:
     server.stop(None)
 
 
-def serve(tmp_path: Path, env: dict[str, str] | None = None) -> ServeProcess:
-    """`embedspace serve` with one 8-d vector encoder (starts in a second or two)."""
-    config = tmp_path / "es.toml"
-    config.write_text(SMALL)
-    argv = [str(BIN / "embedspace"), "serve", "--port", "0", "--data-dir",
-            str(tmp_path / "data"), "--config", str(config)]  # fmt: skip
-    proc = ServeProcess(argv, env=env)
-    proc.wait_serving(60)
-    return proc
-
-
 def otlp_env(endpoint: str, service: str, delay_ms: int) -> dict[str, str]:
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -361,7 +350,7 @@ def test_a_server_process_exports_its_spans_by_otlp(
 ) -> None:
     received, endpoint = collector
     service = f"embedspace-test-{secrets.token_hex(4)}"
-    proc = serve(tmp_path, otlp_env(endpoint, service, 200))
+    proc = serve_with_config(tmp_path, SMALL, otlp_env(endpoint, service, 200), 60)
     try:
         caller = Incoming()
         search(proc.target, caller)
@@ -395,7 +384,9 @@ def test_spans_still_queued_are_exported_when_the_server_stops(
     collector: tuple[Collector, str], tmp_path: Path
 ) -> None:
     received, endpoint = collector
-    proc = serve(tmp_path, otlp_env(endpoint, "embedspace-flush", 600_000))  # no export due
+    proc = serve_with_config(
+        tmp_path, SMALL, otlp_env(endpoint, "embedspace-flush", 600_000), 60
+    )  # no export due
     try:
         caller = Incoming()
         search(proc.target, caller)
@@ -413,7 +404,7 @@ def test_a_server_process_without_an_otlp_endpoint_exports_nothing(
 ) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    proc = serve(tmp_path)
+    proc = serve_with_config(tmp_path, SMALL, timeout=60)
     try:
         search(proc.target, Incoming())
         assert proc.terminate() == 0, proc.log
