@@ -18,8 +18,8 @@ import numpy as np
 from harness import NCPU, Block, Meter, rates, ratios, spread, threads_here, verdict
 
 REPO = Path(__file__).resolve().parent.parent
-ORDER = ("E", "E'", "E8", "B", "K", "K'", "K2", "K2'", "A", "L", "M", "X", "O1", "O1'", "R1", "R2",
-         "R3", "RS")  # fmt: skip
+ORDER = ("E", "E'", "E8", "B", "K", "K'", "K2", "K2'", "A", "L", "M", "X", "O1", "O1x", "O1'",
+         "R1", "R2", "R3", "RS")  # fmt: skip
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Rows: latency (L), embedding (E, B), search (K, K2, A, K3), memory (M), the int8 encoder (X),
 and, only when --only names them, `embedspace ingest` (I, I2, IM), what metrics and traces
-cost search (O1, O1') and collections on a Ray cluster (R1, R2, R3, RS; R names all four).
+cost search (O1, O1x, O1') and collections on a Ray cluster (R1, R2, R3, RS; R names all four).
 
 Run: .venv/bin/python bench/service.py [--quick]
 
@@ -64,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="rows, comma-separated (L,E,B,K,K2,A,K3,M,X; and I,I2,IM, O1, R1,R2,R3,RS, or R "
-        "for all four R rows, which run only when named here: each takes minutes, I "
-        "about 30 min)",
+        help="rows, comma-separated (L,E,B,K,K2,A,K3,M,X; and I,I2,IM, O1 (with O1x, O1'), "
+        "R1,R2,R3,RS, or R for all four R rows, which run only when named here: each takes "
+        "minutes, I about 30 min)",
     )
     parser.add_argument(
         "--max-foreign",
