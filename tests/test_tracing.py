@@ -84,6 +84,9 @@ def stub(start_server: Any) -> Iterator[tuple[Any, Any]]:
         yield server, pb_grpc.EmbedspaceStub(channel)
 
 
+INCOMING = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True)
+
+
 # ---------------------------------------------------------------- an in-process server
 
 
@@ -263,11 +266,17 @@ def test_traces_are_exported_only_when_the_environment_asks(
         tracing.exporter_from_environment({**endpoint, "OTEL_TRACES_EXPORTER": "zipkin"})
 
 
-def test_with_no_exporter_spans_are_recorded_and_sent_nowhere() -> None:
+def test_with_no_exporter_calls_get_trace_ids_and_no_span_is_recorded() -> None:
     provider = tracing.provider_for("none", {})
-    span = provider.get_tracer("t").start_span("call")
-    assert span.is_recording() and span.get_span_context().trace_id
-    span.end()
+    tracer = provider.get_tracer("t")
+    span = tracer.start_span("call")
+    assert not span.is_recording() and span.get_span_context().is_valid
+    caller = tracer.start_span("other call")
+    assert caller.get_span_context().trace_id != span.get_span_context().trace_id
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(INCOMING))
+    assert tracer.start_span("continued", context=parent).get_span_context().trace_id == (
+        INCOMING.trace_id
+    )
     assert provider.resource.attributes["service.name"] == "embedspace"
     named = tracing.provider_for("none", {"OTEL_SERVICE_NAME": "mine"})
     assert named.resource.attributes["service.name"] == "mine"

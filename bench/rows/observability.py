@@ -7,11 +7,10 @@ with the same settings and data, interleaved A B C D / D C B A round by round:
 - metrics: metrics_port 0, /metrics read every second during each block by a scraper thread
   of this process that asks what Prometheus asks for (OpenMetrics, gzip);
 - on: metrics as above, and traces on with no exporter (OTEL_TRACES_EXPORTER=none): the
-  server installs an SDK tracer provider that records every span (so every call has a trace
-  id for the log) and exports none. Each load-generator thread calls from within a sampled
-  span of its own, so every call carries a traceparent and the server's span for it (and its
-  children) records, as behind a traced caller (with no traceparent the SDK's default
-  sampler, parent-based always-on, records every call too);
+  server installs an SDK tracer provider whose sampler records no span (nothing would
+  receive one) but gives every call a trace id, its caller's or its own, for the log. Each
+  load-generator thread calls from within a sampled span of its own, so every call carries a
+  traceparent, which the server reads;
 - otlp: as on, but traces exported the way a deployment sends them to a collector:
   OTEL_EXPORTER_OTLP_ENDPOINT set, so the server adds its BatchSpanProcessor and OTLP gRPC
   exporter, exporting to a receiver in this process that counts the spans and drops them.
@@ -51,7 +50,7 @@ SEARCH = {"grpc_service": "embedspace.v1.Embedspace", "grpc_method": "Search"}
 SERVER_SPAN = "embedspace.v1.Embedspace/Search"
 HANDLED = "grpc_server_handled_total"
 # What the server logs at start when it records traces and exports none.
-RECORDING = "recording traces for the log only"
+RECORDING = "trace ids for the log only"
 
 
 @dataclass
@@ -83,7 +82,8 @@ def observability_cost(
         "OTEL_SDK_DISABLED=true (the no-op tracer), callers send no trace context; metrics: "
         "metrics_port 0, /metrics scraped every 1 s (OpenMetrics, gzip) during each block "
         "by a thread of this process; on: the same plus OTEL_TRACES_EXPORTER=none (the SDK "
-        "records every span and exports none), and every call carries a sampled traceparent "
+        "gives every call a trace id and records no span), and every call carries a sampled "
+        "traceparent "
         f"(each load-generator thread calls within a span of its own); otlp: as on, but "
         f"OTEL_EXPORTER_OTLP_ENDPOINT={sink.endpoint} (the server's BatchSpanProcessor and "
         "OTLP gRPC exporter, defaults) to a receiver in this process that counts spans and "
@@ -303,8 +303,8 @@ def _report(b: Bench, variants: list[Variant], before: _Tally, after: _Tally) ->
         return spread(paired, "{:.3f}")
 
     info.append(
-        f"O1: on / metrics (the share of recording spans) {share(on, metrics)}; otlp / on "
-        f"(the share of exporting them) {share(otlp, on)}"
+        f"O1: on / metrics (the share of the tracer with no exporter) {share(on, metrics)}; "
+        f"otlp / on (the share of recording and exporting spans) {share(otlp, on)}"
     )
     for v in variants:
         assert v.server is not None

@@ -31,8 +31,8 @@ Attributes = Mapping[str, Any]
 def exporter_from_environment(env: Mapping[str, str]) -> str:
     """What the standard variables ask of traces: "otlp" (exported by OTLP over gRPC; the
     default once OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set),
-    "none" (OTEL_TRACES_EXPORTER=none: recorded, so that every call has a trace id in the
-    log, and exported nowhere) or "" (nothing: no endpoint, or OTEL_SDK_DISABLED=true)."""
+    "none" (OTEL_TRACES_EXPORTER=none: no exporter, but every call gets a trace id, which
+    the log shows) or "" (nothing: no endpoint, or OTEL_SDK_DISABLED=true)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return ""
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -54,13 +54,19 @@ def _endpoint(env: Mapping[str, str]) -> str:
 
 def provider_for(exporter: str, env: Mapping[str, str]) -> Any:
     """An SDK tracer provider for `exporter` ("otlp" or "none"), its service name from
-    OTEL_SERVICE_NAME (default "embedspace")."""
+    OTEL_SERVICE_NAME (default "embedspace"). With "none" nothing would receive a span,
+    so none is recorded: the sampler drops them all, which still gives each call a trace id
+    of its own (or its caller's)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
     # Resource.create adds OTEL_RESOURCE_ATTRIBUTES from the process's environment.
     name = env.get("OTEL_SERVICE_NAME") or "embedspace"
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    resource = Resource.create({"service.name": name})
+    if exporter == "none":
+        return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=resource)
     if exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -82,7 +88,7 @@ def configure_from_environment() -> Any | None:
     if exporter == "otlp":
         log.info("exporting traces by OTLP to %s", _endpoint(env) or "http://localhost:4317")
     else:
-        log.info("recording traces for the log only (OTEL_TRACES_EXPORTER=none)")
+        log.info("trace ids for the log only (OTEL_TRACES_EXPORTER=none): no span is exported")
     return provider
 
 
