@@ -215,6 +215,18 @@ def test_the_front_end_serves_the_products_port_and_a_health_port_the_probes_cal
     assert service_port["port"] == Settings().port and service_port["targetPort"] == "grpc"
 
 
+def test_prometheus_scrapes_the_front_ends_metrics_port() -> None:
+    template = head_pod()
+    head = container(template)
+    metrics = int(env(head)["EMBEDSPACE_METRICS_PORT"]["value"])
+    assert metrics == ports(head)["metrics"] not in (ports(head)["grpc"], ports(head)["health"])
+    assert template["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(metrics),
+        "prometheus.io/path": "/metrics",
+    }
+
+
 def test_the_service_selects_the_head_pod_only() -> None:
     selector = one("Service")["spec"]["selector"].items()
     assert selector <= head_pod()["metadata"]["labels"].items()
