@@ -108,33 +108,19 @@ def test_each_call_is_counted_once_by_method_and_code(start_server: Any) -> None
                 es.describe("no-such-collection")
         after = samples(port)
 
-    def count(found: Samples, name: str, method: tuple[str, ...], code: str | None) -> float:
+    def grew(name: str, method: tuple[str, ...], code: str | None = None) -> float:
+        """How much one series grew between the two scrapes."""
         labels = dict(zip(("grpc_type", "grpc_service", "grpc_method"), method, strict=True))
         if code is not None:
             labels["grpc_code"] = code
-        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
 
     describe = ("unary", "embedspace.v1.Embedspace", "DescribeCollection")
-    assert (
-        count(after, "grpc_server_handled_total", key, "OK")
-        - count(before, "grpc_server_handled_total", key, "OK")
-        == 3
-    )
-    assert (
-        count(after, "grpc_server_started_total", key, None)
-        - count(before, "grpc_server_started_total", key, None)
-        == 3
-    )
-    assert (
-        count(after, "grpc_server_handled_total", describe, "NOT_FOUND")
-        - count(before, "grpc_server_handled_total", describe, "NOT_FOUND")
-        == 1
-    )
-    assert (
-        count(after, "grpc_server_handling_seconds_count", key, None)
-        - count(before, "grpc_server_handling_seconds_count", key, None)
-        == 3
-    )
+    assert grew("grpc_server_handled_total", key, "OK") == 3
+    assert grew("grpc_server_started_total", key) == 3
+    assert grew("grpc_server_handled_total", describe, "NOT_FOUND") == 1
+    assert grew("grpc_server_handling_seconds_count", key) == 3
 
 
 def test_openmetrics_is_served_when_asked_for(start_server: Any) -> None:
